@@ -1,0 +1,131 @@
+"""LSTM decoder with attention: teacher-forced forward over the whole target, or ``step()``.
+
+Luong-style data flow (as in Joey NMT's recurrent decoder): the LSTM reads the previous
+target embedding (plus, with input feeding, the previous attentional vector), attention uses
+the new LSTM output as query, and ``h̃_t = tanh(W_c [s_t; c_t])`` feeds the output layer.
+
+With input feeding off the teacher-forced forward is one fused LSTM call over the whole
+target and one batched attention over all steps — no Python loop over time. With input
+feeding on, each step needs the previous ``h̃``, so the forward loops over ``step``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+from .attention import Attention
+from .embeddings import Embeddings
+
+
+@dataclass
+class DecoderState:
+    """Everything one decoding step needs, batch-major except the LSTM state.
+
+    h, c: (L, B, H); feed: (B, O) previous attentional vector or None; memory (B, S, K);
+    mask (B, S); keys (B, S, A) attention keys projected once.
+    """
+
+    h: Tensor
+    c: Tensor
+    feed: Tensor | None
+    memory: Tensor | None
+    mask: Tensor | None
+    keys: Tensor | None
+
+    def reorder(self, index: Tensor) -> DecoderState:
+        """Select / repeat batch rows (beam search)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                out[f.name] = None
+            elif f.name in ("h", "c"):
+                out[f.name] = v.index_select(1, index)
+            else:
+                out[f.name] = v.index_select(0, index)
+        return DecoderState(**out)
+
+
+class LSTMDecoder(nn.Module):
+    """Attention LSTM decoder.
+
+    Args:
+        embed: target embeddings (dim E).
+        hidden_size: LSTM size H.
+        num_layers: LSTM layers.
+        memory_size: encoder output size K (0 with no attention).
+        attention: an :class:`Attention` or None (plain LSTM decoder).
+        input_feeding: feed h̃_{t-1} into the LSTM input (Luong et al. 2015).
+        output_size: size O of the attentional vector h̃ (equal to E to tie embeddings).
+        vocab_size: output classes V.
+        dropout: on LSTM outputs between layers and before the output layer.
+        tie_embeddings: share ``embed``'s table with the output layer (needs O == E).
+    """
+
+    def __init__(self, embed: Embeddings, hidden_size: int, num_layers: int, memory_size: int,
+                 attention: Attention | None, input_feeding: bool, output_size: int, vocab_size: int,
+                 dropout: float = 0.0, tie_embeddings: bool = False):
+        super().__init__()
+        self.embed = embed
+        self.attention = attention
+        self.input_feeding = input_feeding
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.output_size = output_size
+        rnn_in = embed.dim + (output_size if input_feeding else 0)
+        self.rnn = nn.LSTM(rnn_in, hidden_size, num_layers, batch_first=True,
+                           dropout=dropout if num_layers > 1 else 0.0)
+        ctx = memory_size if attention is not None else 0
+        self.combine = nn.Linear(hidden_size + ctx, output_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(output_size, vocab_size)
+        if tie_embeddings:
+            embed.tie(self.out)
+
+    def init_state(self, h: Tensor, c: Tensor, memory: Tensor | None, mask: Tensor | None) -> DecoderState:
+        """State before the first step; h, c (L, B, H) from a bridge."""
+        keys = self.attention.precompute(memory) if self.attention is not None else None
+        feed = h.new_zeros(h.shape[1], self.output_size) if self.input_feeding else None
+        return DecoderState(h, c, feed, memory, mask, keys)
+
+    def _attend(self, s: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """s (B, T, H) LSTM outputs → h̃ (B, T, O), weights (B, T, S) or None."""
+        if self.attention is None:
+            return torch.tanh(self.combine(s)), None
+        ctx, w = self.attention(s, state.memory, state.mask, state.keys)
+        return torch.tanh(self.combine(torch.cat([s, ctx], dim=-1))), w
+
+    def forward(self, tgt_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: ``tgt_in (B, T)`` (starting with ``<s>``) → logits (B, T, V), attention (B, T, S)."""
+        emb = self.embed(tgt_in)  # (B, T, E)
+        if not self.input_feeding:
+            s, _ = self.rnn(emb, (state.h, state.c))  # one fused call over all steps
+            att, w = self._attend(self.dropout(s), state)
+            return self.out(self.dropout(att)), w
+        outs, ws = [], []
+        h, c, feed = state.h, state.c, state.feed
+        for t in range(emb.shape[1]):
+            x = torch.cat([emb[:, t : t + 1], feed[:, None]], dim=-1)
+            s, (h, c) = self.rnn(x, (h, c))
+            att, w = self._attend(self.dropout(s), state)
+            feed = att[:, 0]
+            outs.append(att)
+            ws.append(w)
+        att = torch.cat(outs, dim=1)
+        w = torch.cat(ws, dim=1) if ws[0] is not None else None
+        return self.out(self.dropout(att)), w
+
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """One step: ``tokens (B,)`` → logits (B, V), the next state, attention (B, S) or None."""
+        x = self.embed(tokens[:, None])  # (B, 1, E)
+        if self.input_feeding:
+            x = torch.cat([x, state.feed[:, None]], dim=-1)
+        s, (h, c) = self.rnn(x, (state.h, state.c))
+        new = DecoderState(h, c, state.feed, state.memory, state.mask, state.keys)
+        att, w = self._attend(self.dropout(s), new)
+        if self.input_feeding:
+            new.feed = att[:, 0]
+        return self.out(self.dropout(att[:, 0])), new, (w[:, 0] if w is not None else None)

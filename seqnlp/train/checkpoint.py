@@ -1,0 +1,159 @@
+"""Checkpoint directories: plain data and tensors only, written atomically.
+
+A checkpoint is a directory::
+
+    config.json        task name, model arguments, the resolved recipe config (plain JSON)
+    model.safetensors  weights (safetensors: no pickle, shared/tied tensors handled)
+    *.json             tokenizer file(s), label lists — whatever the recipe adds
+    train_state.pt     optimizer, scheduler, step, epoch, RNG states, sampler position;
+                       loaded with ``torch.load(weights_only=True)``: nothing is unpickled
+
+It is written under a temporary name, flushed, then renamed; ``latest`` and ``best`` are
+symbolic links replaced atomically, so they never point at a partial directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+TRAIN_STATE = "train_state.pt"
+LATEST = "latest"
+BEST = "best"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, truncated, corrupted or unsafe."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in path.iterdir():
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(path)
+
+
+def save_checkpoint(
+    ckpt_root: Path,
+    name: str,
+    model: torch.nn.Module,
+    config: dict,
+    train_state: dict | None = None,
+    extra_files: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``ckpt_root/name`` atomically and return it.
+
+    ``extra_files`` maps a file name to a callable ``f(path)`` that writes it (tokenizers) or
+    to plain JSON data.
+    """
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / name
+    tmp = ckpt_root / f".{name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
+    save_model(model, str(tmp / WEIGHTS))
+    for fname, what in (extra_files or {}).items():
+        if callable(what):
+            what(tmp / fname)
+        else:
+            (tmp / fname).write_text(json.dumps(what, indent=2))
+    if train_state is not None:
+        torch.save(train_state, tmp / TRAIN_STATE)
+    _fsync_tree(tmp)
+    if final.exists():
+        old = ckpt_root / f".{name}.old-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(ckpt_root)
+    return final
+
+
+def point(ckpt_root: Path, link: str, target: str) -> None:
+    """Atomically make ``ckpt_root/link`` a symlink to ``target`` (a sibling directory)."""
+    tmp = ckpt_root / f".{link}.lnk-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, ckpt_root / link)
+    _fsync_dir(ckpt_root)
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint directory from a checkpoint dir, a ``checkpoints/`` dir or a run dir."""
+    p = Path(path)
+    for cand in (p, p / BEST, p / LATEST, p / "checkpoints" / BEST, p / "checkpoints" / LATEST):
+        if (cand / CONFIG).is_file():
+            return cand.resolve()
+    raise CheckpointError(f"no checkpoint found at {p} (looked for {CONFIG} in it, in best/, latest/ "
+                          f"and checkpoints/best|latest/)")
+
+
+def read_config(ckpt: Path) -> dict:
+    f = Path(ckpt) / CONFIG
+    try:
+        return json.loads(f.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"missing {f}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"corrupted {f}: {e}") from None
+
+
+def load_weights(model: torch.nn.Module, ckpt: Path, strict: bool = True) -> None:
+    f = Path(ckpt) / WEIGHTS
+    if not f.is_file():
+        raise CheckpointError(f"missing weights file {f}")
+    try:
+        missing, unexpected = load_model(model, str(f), strict=False, device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"cannot read weights {f} (truncated or corrupted?): {e}") from None
+    if strict and (missing or unexpected):
+        raise CheckpointError(f"weights {f} do not fit the model: missing {sorted(missing)}, "
+                              f"unexpected {sorted(unexpected)}")
+
+
+def load_train_state(ckpt: Path) -> dict:
+    """Load ``train_state.pt`` with ``weights_only=True``: a pickle that would run code fails."""
+    f = Path(ckpt) / TRAIN_STATE
+    if not f.is_file():
+        raise CheckpointError(f"missing training state {f}")
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError for unsafe globals, RuntimeError for truncation
+        raise CheckpointError(f"refusing or unable to load {f}: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def prune(ckpt_root: Path, keep: int, protect: set[str]) -> None:
+    """Delete the oldest ``step_*`` checkpoints beyond ``keep``, never those in ``protect``."""
+    steps = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())
+    for p in steps[: max(0, len(steps) - keep)]:
+        if p.name not in protect:
+            shutil.rmtree(p, ignore_errors=True)

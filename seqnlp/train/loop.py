@@ -1,0 +1,344 @@
+"""One training loop for every task model.
+
+A task model follows one contract: ``loss(batch) -> (loss, n_items)`` where ``loss`` is the
+mean over the ``n_items`` items (tokens, sentences) of the batch. The recipe hands the
+loop a :class:`~seqnlp.data.batching.BatchIterator`, an ``evaluate(model) -> dict`` callback
+and what the checkpoint needs besides the weights; the loop does the rest: AdamW/SGD, warm-up
+and decay or reduce-on-plateau, clipping, evaluation every N steps, early stopping, progress
+bars with named throughput, a JSON-lines log, mixed precision on CUDA, checkpoints with exact
+resume, Ctrl-C handling and non-finite-loss checks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data.batching import BatchIterator
+from . import checkpoint as ck
+from .device import autocast, pick_device, pick_dtype, rng_state, seed_everything, set_rng_state, set_threads
+
+
+@dataclass
+class TrainConfig:
+    """Options of the training loop (``train.*`` in every recipe config)."""
+
+    epochs: int = 10  # passes over the training data
+    max_steps: int = 0  # stop after this many updates (0: no cap)
+    max_minutes: float = 0.0  # stop after this much training wall time (0: no cap)
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd only
+    scheduler: str = "constant"  # constant | linear | cosine | plateau | inverse_sqrt
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0  # floor of decaying schedules, as a fraction of lr
+    decay_steps: int = 0  # horizon of linear/cosine decay (0: derived from epochs/max_steps)
+    plateau_factor: float = 0.5
+    plateau_patience: int = 1
+    clip_grad_norm: float = 5.0  # 0: off
+    eval_every: int = 0  # evaluate every N steps (0: at the end of each epoch)
+    eval_metric: str = "loss"  # key of evaluate()'s dict used for best/early stopping/plateau
+    eval_mode: str = "min"  # min | max
+    patience: int = 0  # stop after this many evaluations without improvement (0: off)
+    save_every: int = 0  # also save `latest` every N steps (0: at each evaluation only)
+    keep_checkpoints: int = 2  # step checkpoints kept besides best
+    seed: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    precision: str = "auto"  # auto (bf16 on CUDA) | fp32 | bf16 | fp16
+    threads: int = 0  # torch intra-op threads (0: torch default)
+    log_every: int = 50
+    nan_policy: str = "stop"  # stop | skip (skip the batch, count it)
+    resume: bool = True  # continue from output_dir/checkpoints/latest when present
+    progress: bool = True  # tqdm progress bars
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss under ``nan_policy=stop``)."""
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    """Per-step LambdaLR schedules with linear warm-up, or ReduceLROnPlateau (per evaluation)."""
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode=cfg.eval_mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience,
+            min_lr=cfg.lr * cfg.min_lr_ratio)
+    warm = max(0, cfg.warmup_steps)
+    horizon = max(1, (cfg.decay_steps or total_steps) - warm)
+    floor = cfg.min_lr_ratio
+
+    def lam(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / horizon)
+        if cfg.scheduler == "constant":
+            return 1.0
+        if cfg.scheduler == "linear":
+            return floor + (1 - floor) * (1 - t)
+        if cfg.scheduler == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+        if cfg.scheduler == "inverse_sqrt":
+            return max(floor, math.sqrt(max(warm, 1) / max(step + 1, 1)))
+        raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
+
+    lam(0)  # validate the name early
+    return torch.optim.lr_scheduler.LambdaLR(opt, lam)
+
+
+class Trainer:
+    """Runs ``fit()`` for a model, its training batches and an evaluation callback.
+
+    Args:
+        model: a task model with ``loss(batch) -> (loss, n_items)``.
+        train_batches: the training :class:`BatchIterator` (its sampler state is checkpointed).
+        cfg: the loop's options.
+        output_dir: run directory (``log.jsonl``, ``checkpoints/``).
+        evaluate: ``evaluate(model) -> dict`` of validation metrics (model in eval mode).
+        checkpoint_config: plain data written as the checkpoint's ``config.json``.
+        extra_files: files of the checkpoint besides weights (see :func:`save_checkpoint`).
+    """
+
+    def __init__(self, model: torch.nn.Module, train_batches: BatchIterator, cfg: TrainConfig,
+                 output_dir: str | Path, evaluate: Callable[[torch.nn.Module], dict[str, float]] | None,
+                 checkpoint_config: dict, extra_files: dict[str, Any] | None = None):
+        self.cfg = cfg
+        set_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        self.device = pick_device(cfg.device)
+        self.amp_dtype = pick_dtype(cfg.precision, self.device)
+        self.model = model.to(self.device)
+        self.batches = train_batches
+        self.evaluate_fn = evaluate
+        self.ckpt_config = checkpoint_config
+        self.extra_files = extra_files or {}
+        self.out = Path(output_dir)
+        self.ckpt_root = self.out / "checkpoints"
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.opt = build_optimizer(model, cfg)
+        steps_per_epoch = len(train_batches)
+        total = cfg.max_steps or steps_per_epoch * cfg.epochs
+        self.sched = build_scheduler(self.opt, cfg, total)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+        self.best: float | None = None
+        self.bad_evals = 0
+        self.skipped = 0
+        self.train_seconds = 0.0
+        self._interrupted = False
+        self.history: list[dict] = []
+
+    # --- logging ------------------------------------------------------------------------
+    def log(self, record: dict) -> None:
+        record = {"step": self.step, "epoch": self.batches.sampler.epoch, **record}
+        self.history.append(record)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # --- checkpoints --------------------------------------------------------------------
+    def _train_state(self) -> dict:
+        return {
+            "step": self.step,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.batches.sampler.state_dict(),
+            "rng": rng_state(),
+            "best": self.best,
+            "bad_evals": self.bad_evals,
+            "skipped": self.skipped,
+            "train_seconds": self.train_seconds,
+        }
+
+    def save(self, best: bool = False) -> Path:
+        name = f"step_{self.step:08d}"
+        path = ck.save_checkpoint(self.ckpt_root, name, self.model, self.ckpt_config,
+                                  self._train_state(), self.extra_files)
+        ck.point(self.ckpt_root, ck.LATEST, name)
+        if best:
+            ck.point(self.ckpt_root, ck.BEST, name)
+        best_target = (self.ckpt_root / ck.BEST).resolve().name if (self.ckpt_root / ck.BEST).exists() else ""
+        ck.prune(self.ckpt_root, self.cfg.keep_checkpoints, {name, best_target})
+        return path
+
+    def maybe_resume(self) -> bool:
+        latest = self.ckpt_root / ck.LATEST
+        if not (self.cfg.resume and latest.exists()):
+            return False
+        ck.load_weights(self.model, latest)
+        st = ck.load_train_state(latest)
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        self.scaler.load_state_dict(st["scaler"])
+        self.batches.sampler.load_state_dict(st["sampler"])
+        set_rng_state(st["rng"])
+        self.step = int(st["step"])
+        self.best = st["best"]
+        self.bad_evals = int(st["bad_evals"])
+        self.skipped = int(st["skipped"])
+        self.train_seconds = float(st["train_seconds"])
+        self.log({"event": "resumed", "from": str(latest.resolve().name)})
+        tqdm.write(f"resumed from {latest.resolve()} at step {self.step}")
+        return True
+
+    # --- evaluation ---------------------------------------------------------------------
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best if self.cfg.eval_mode == "min" else value > self.best
+
+    def run_evaluation(self) -> dict[str, float]:
+        if self.evaluate_fn is None:
+            self.save()
+            return {}
+        self.model.eval()
+        with torch.no_grad(), autocast(self.device, self.amp_dtype):
+            metrics = self.evaluate_fn(self.model)
+        self.model.train()
+        value = metrics.get(self.cfg.eval_metric)
+        if value is None:
+            raise TrainingError(f"train.eval_metric={self.cfg.eval_metric!r} is not among the "
+                                f"evaluation metrics {sorted(metrics)}")
+        improved = self._better(value)
+        if improved:
+            self.best, self.bad_evals = value, 0
+        else:
+            self.bad_evals += 1
+        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step(value)
+        self.log({"event": "eval", **metrics, "best": self.best, "lr": self.opt.param_groups[0]["lr"]})
+        self.save(best=improved)
+        tqdm.write(f"step {self.step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                                                    if isinstance(v, (int, float))) + (" *" if improved else ""))
+        return metrics
+
+    # --- the loop -----------------------------------------------------------------------
+    def _on_sigint(self, signum, frame) -> None:
+        if self._interrupted:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self._interrupted = True
+        tqdm.write("interrupt received: saving a checkpoint after this step (Ctrl-C again to abort)")
+
+    def _train_step(self, batch) -> tuple[float, int] | None:
+        batch = batch.to(self.device)
+        with autocast(self.device, self.amp_dtype):
+            loss, n_items = self.model.loss(batch)
+        if not torch.isfinite(loss.detach()):
+            if self.cfg.nan_policy == "skip":
+                self.skipped += 1
+                self.opt.zero_grad(set_to_none=True)
+                self.log({"event": "skipped_nonfinite", "loss": float(loss.detach()), "skipped": self.skipped})
+                return None
+            raise TrainingError(
+                f"non-finite loss ({float(loss.detach())}) at step {self.step + 1}; the last good "
+                f"checkpoint is kept in {self.ckpt_root} (set train.nan_policy=skip to skip such batches)")
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad_norm > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if not isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step()
+        self.step += 1
+        return float(loss.detach()), int(n_items)
+
+    def _done(self) -> str | None:
+        c = self.cfg
+        if c.max_steps and self.step >= c.max_steps:
+            return "max_steps"
+        if c.max_minutes and self.train_seconds >= c.max_minutes * 60:
+            return "max_minutes"
+        if c.patience and self.bad_evals >= c.patience:
+            return "early_stopping"
+        if self._interrupted:
+            return "interrupted"
+        return None
+
+    def fit(self) -> dict:
+        """Train until epochs, max_steps, max_minutes, early stopping or Ctrl-C; return a summary."""
+        self.maybe_resume()
+        self.model.train()
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        reason = None
+        try:
+            while reason is None and self.batches.sampler.epoch < self.cfg.epochs:
+                reason = self._epoch()
+                if reason is None and self.cfg.eval_every == 0:
+                    self.run_evaluation()
+                    reason = self._done()
+            reason = reason or "epochs"
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+        if reason == "interrupted":
+            self.save()
+            msg = (f"interrupted at step {self.step}; checkpoint saved to {self.ckpt_root / ck.LATEST}. "
+                   f"Run the same command again to resume (train.resume=true).")
+            tqdm.write(msg)
+        elif not self.history or self.history[-1].get("event") != "eval":
+            self.run_evaluation()
+        self.log({"event": "end", "reason": reason, "train_seconds": self.train_seconds,
+                  "skipped": self.skipped})
+        return {"reason": reason, "steps": self.step, "best": self.best,
+                "train_seconds": self.train_seconds, "skipped_batches": self.skipped}
+
+    def _epoch(self) -> str | None:
+        sampler = self.batches.sampler
+        epoch = sampler.epoch
+        bar = tqdm(total=len(self.batches), initial=sampler.position, desc=f"epoch {epoch + 1}",
+                   disable=not self.cfg.progress, dynamic_ncols=True, leave=False)
+        tok_counts: dict[str, int] = {}
+        loss_sum, items, t_window = 0.0, 0, time.perf_counter()
+        for batch in self.batches:
+            t0 = time.perf_counter()
+            out = self._train_step(batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.train_seconds += time.perf_counter() - t0
+            bar.update(1)
+            if out is not None:
+                loss, n = out
+                loss_sum += loss * n
+                items += n
+                for k, v in batch.n_tokens.items():
+                    tok_counts[k] = tok_counts.get(k, 0) + v
+            if out is not None and self.step % self.cfg.log_every == 0 and items:
+                dt = time.perf_counter() - t_window
+                rates = {f"{k}_tok_per_s": v / dt for k, v in tok_counts.items()}
+                rec = {"event": "train", "loss": loss_sum / items, "lr": self.opt.param_groups[0]["lr"], **rates}
+                self.log(rec)
+                bar.set_postfix({"loss": f"{rec['loss']:.3f}",
+                                 **{k.replace("_tok_per_s", " tok/s"): f"{v:.0f}" for k, v in rates.items()}})
+                tok_counts, loss_sum, items, t_window = {}, 0.0, 0, time.perf_counter()
+            if self.cfg.save_every and self.step % self.cfg.save_every == 0 and out is not None:
+                self.save()
+            if self.cfg.eval_every and self.step % self.cfg.eval_every == 0 and out is not None:
+                self.run_evaluation()
+            reason = self._done()
+            if reason is not None:
+                bar.close()
+                return reason
+        bar.close()
+        if epoch == sampler.epoch:  # iterator was empty from a saved end-of-epoch position
+            sampler.set_epoch(epoch + 1)
+        return None
