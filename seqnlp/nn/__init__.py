@@ -1,7 +1,33 @@
-"""Recurrent building blocks: the lecture's Elman RNN and LSTM, and the fixed-window encoder."""
+"""Recurrent building blocks.
 
+The lecture's models, written out for teaching and inspection: :class:`LSTM` / :class:`LSTMCell`
+(explicit gates, ``torch.nn.LSTM``-compatible weights), :class:`ElmanRNN` and the fixed-window
+:class:`WindowEncoder`. The parts real training runs on: :class:`RNNEncoder` (fused, packed),
+:class:`Embeddings`, attention, :class:`LSTMDecoder` and :class:`LinearChainCRF`.
+"""
+
+from seqnlp.nn.attention import Attention, BahdanauAttention, LuongAttention, build_attention
+from seqnlp.nn.crf import LinearChainCRF
+from seqnlp.nn.decoders import DecoderState, LSTMDecoder
 from seqnlp.nn.elman import ElmanRNN
+from seqnlp.nn.embeddings import Embeddings
+from seqnlp.nn.encoders import EncoderOutput, RNNEncoder
 from seqnlp.nn.lstm import LSTM, LSTMCell
 from seqnlp.nn.window import WindowEncoder
 
-__all__ = ["LSTM", "LSTMCell", "ElmanRNN", "WindowEncoder"]
+__all__ = [
+    "LSTM",
+    "LSTMCell",
+    "ElmanRNN",
+    "WindowEncoder",
+    "RNNEncoder",
+    "EncoderOutput",
+    "Embeddings",
+    "Attention",
+    "BahdanauAttention",
+    "LuongAttention",
+    "build_attention",
+    "LSTMDecoder",
+    "DecoderState",
+    "LinearChainCRF",
+]
