@@ -26,6 +26,9 @@ class Tokenizer:
 
     def __init__(self, tok: _HFTokenizer):
         self.tok = tok
+        # text that happens to read "<s>" or "<sep>" stays text: special ids are only ever inserted
+        # by code (bos/eos arguments, separators), never matched in user input
+        tok.encode_special_tokens = True
         for s in SPECIALS:
             if tok.token_to_id(s) is None:
                 raise DataError(f"tokenizer lacks the special token {s!r}")

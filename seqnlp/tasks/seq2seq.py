@@ -79,7 +79,7 @@ class Seq2Seq(nn.Module):
     def loss(self, batch) -> tuple[Tensor, int]:
         logits, _ = self(batch)
         n = int((batch.tgt_out != self.pad_id).sum())
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), batch.tgt_out.flatten(), ignore_index=self.pad_id,
+        loss = F.cross_entropy(logits.flatten(0, 1).to(torch.promote_types(logits.dtype, torch.float32)), batch.tgt_out.flatten(), ignore_index=self.pad_id,
                                label_smoothing=self.label_smoothing if self.training else 0.0,
                                reduction="sum")
         return loss / max(n, 1), n
@@ -87,7 +87,7 @@ class Seq2Seq(nn.Module):
     # --- search protocol ---------------------------------------------------------------
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         logits, state, _ = self.decoder.step(tokens, state)
-        return torch.log_softmax(logits.float(), dim=-1), state
+        return torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1), state
 
     def reorder(self, state: DecoderState, index: Tensor) -> DecoderState:
         return state.reorder(index)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,11 @@ class TrainConfig:
     nan_policy: str = "stop"  # stop | skip (skip the batch, count it)
     resume: bool = True  # continue from output_dir/checkpoints/latest when present
     progress: bool = True  # tqdm progress bars
+
+
+def say(msg: str) -> None:
+    """A message for the user on stderr that does not break the progress bar."""
+    tqdm.write(msg, file=sys.stderr)
 
 
 class TrainingError(RuntimeError):
@@ -197,7 +203,7 @@ class Trainer:
         self.skipped = int(st["skipped"])
         self.train_seconds = float(st["train_seconds"])
         self.log({"event": "resumed", "from": str(latest.resolve().name)})
-        tqdm.write(f"resumed from {latest.resolve()} at step {self.step}")
+        say(f"resumed from {latest.resolve()} at step {self.step}")
         return True
 
     # --- evaluation ---------------------------------------------------------------------
@@ -227,7 +233,7 @@ class Trainer:
             self.sched.step(value)
         self.log({"event": "eval", **metrics, "best": self.best, "lr": self.opt.param_groups[0]["lr"]})
         self.save(best=improved)
-        tqdm.write(f"step {self.step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+        say(f"step {self.step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
                                                     if isinstance(v, (int, float))) + (" *" if improved else ""))
         return metrics
 
@@ -236,7 +242,7 @@ class Trainer:
         if self._interrupted:  # second Ctrl-C: give up at once
             raise KeyboardInterrupt
         self._interrupted = True
-        tqdm.write("interrupt received: saving a checkpoint after this step (Ctrl-C again to abort)")
+        say("interrupt received: saving a checkpoint after this step (Ctrl-C again to abort)")
 
     def _train_step(self, batch) -> tuple[float, int] | None:
         batch = batch.to(self.device)
@@ -294,7 +300,7 @@ class Trainer:
             self.save()
             msg = (f"interrupted at step {self.step}; checkpoint saved to {self.ckpt_root / ck.LATEST}. "
                    f"Run the same command again to resume (train.resume=true).")
-            tqdm.write(msg)
+            say(msg)
         elif not self.history or self.history[-1].get("event") != "eval":
             self.run_evaluation()
         self.log({"event": "end", "reason": reason, "train_seconds": self.train_seconds,
