@@ -79,7 +79,8 @@ class Seq2Seq(nn.Module):
     def loss(self, batch) -> tuple[Tensor, int]:
         logits, _ = self(batch)
         n = int((batch.tgt_out != self.pad_id).sum())
-        loss = F.cross_entropy(logits.flatten(0, 1).to(torch.promote_types(logits.dtype, torch.float32)), batch.tgt_out.flatten(), ignore_index=self.pad_id,
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=self.pad_id,
                                label_smoothing=self.label_smoothing if self.training else 0.0,
                                reduction="sum")
         return loss / max(n, 1), n
