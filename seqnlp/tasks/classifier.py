@@ -1,7 +1,8 @@
 """Many-to-one: a whole sequence → one label (sentiment).
 
-``SequenceClassifier(embed, encoder, pooling, num_classes)``: embeddings → shared (Bi)RNN
-encoder → pooling over time (final state, max, mean or attention) → dropout → linear.
+``SequenceClassifier(embed, encoder, num_classes, pooling)``: embeddings → shared (Bi)RNN
+encoder → pooling over time → dropout → linear. ``pooling`` is one of :data:`POOLINGS` or several
+joined by ``+`` (``"max+final"``: the pooled vectors are concatenated, as ULMFiT's concat pooling).
 Batch tensors: ``src (B, T)``, ``src_lengths (B,)``, ``labels (B,)``.
 """
 
@@ -17,36 +18,74 @@ from ..nn.encoders import RNNEncoder
 POOLINGS = ("final", "max", "mean", "attention")
 
 
+def pooling_parts(pooling: str) -> list[str]:
+    """``"max+final"`` → ``["max", "final"]``; raises ValueError on unknown or repeated names."""
+    parts = [p.strip() for p in pooling.split("+")]
+    bad = [p for p in parts if p not in POOLINGS]
+    if bad or len(set(parts)) != len(parts):
+        raise ValueError(f"pooling must be one of {POOLINGS} or several joined by '+', got {pooling!r}")
+    return parts
+
+
 class SequenceClassifier(nn.Module):
+    """Args:
+        embed: token embeddings (E).
+        encoder: a (bi)directional :class:`RNNEncoder` over the embeddings (output size D).
+        num_classes: size of the label set C.
+        pooling: ``final`` (top layer's final states, directions concatenated), ``max``, ``mean``,
+            ``attention`` (learned weights over time), or several joined by ``+``.
+        dropout: before the output layer.
+        word_dropout: during training, each real token is replaced by ``unk_id`` with this probability.
+        unk_id, pad_id: ids of ``<unk>`` and ``<pad>``.
+    """
+
     def __init__(self, embed: Embeddings, encoder: RNNEncoder, num_classes: int, pooling: str = "max",
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, word_dropout: float = 0.0, unk_id: int = 1, pad_id: int = 0):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.parts = pooling_parts(pooling)
         self.embed = embed
         self.encoder = encoder
         self.pooling = pooling
+        self.word_dropout = word_dropout
+        self.unk_id, self.pad_id = unk_id, pad_id
         d = encoder.output_size
         self.attn = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False)) \
-            if pooling == "attention" else None
+            if "attention" in self.parts else None
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(d, num_classes)
+        self.pooled_size = d * len(self.parts)
+        self.head = nn.Linear(self.pooled_size, num_classes)
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.out_features
+
+    def reset_head(self, num_classes: int) -> None:
+        """A freshly initialised output layer for ``num_classes`` labels (fine-tuning on a new label set)."""
+        self.head = nn.Linear(self.pooled_size, num_classes).to(self.head.weight.device)
 
     def pool(self, outputs: Tensor, mask: Tensor, final: Tensor) -> Tensor:
-        """outputs (B, T, D), mask (B, T), final (B, D) → (B, D)."""
-        if self.pooling == "final":
-            return final
-        if self.pooling == "max":
-            return outputs.masked_fill(~mask[..., None], torch.finfo(outputs.dtype).min).max(1).values
-        if self.pooling == "mean":
-            m = mask[..., None].to(outputs.dtype)
-            return (outputs * m).sum(1) / m.sum(1).clamp(min=1)
-        s = self.attn(outputs).squeeze(-1).masked_fill(~mask, torch.finfo(outputs.dtype).min)
-        return torch.bmm(torch.softmax(s, -1)[:, None], outputs)[:, 0]
+        """outputs (B, T, D), mask (B, T), final (B, D) → (B, D * number of pooling parts)."""
+        pooled = []
+        for part in self.parts:
+            if part == "final":
+                pooled.append(final)
+            elif part == "max":
+                pooled.append(outputs.masked_fill(~mask[..., None], torch.finfo(outputs.dtype).min).max(1).values)
+            elif part == "mean":
+                m = mask[..., None].to(outputs.dtype)
+                pooled.append((outputs * m).sum(1) / m.sum(1).clamp(min=1))
+            else:
+                s = self.attn(outputs).squeeze(-1).masked_fill(~mask, torch.finfo(outputs.dtype).min)
+                pooled.append(torch.bmm(torch.softmax(s, -1)[:, None], outputs)[:, 0])
+        return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=-1)
 
     def forward(self, batch) -> Tensor:
         """Logits (B, C)."""
-        enc = self.encoder(self.embed(batch.src), batch.src_lengths)
+        src = batch.src
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(src.shape, device=src.device) < self.word_dropout) & (src != self.pad_id)
+            src = src.masked_fill(drop, self.unk_id)
+        enc = self.encoder(self.embed(src), batch.src_lengths)
         pooled = self.pool(enc.outputs, enc.mask, enc.last_layer_final(self.encoder.num_directions))
         return self.head(self.dropout(pooled))
 

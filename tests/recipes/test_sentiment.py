@@ -1,0 +1,299 @@
+"""Sentiment recipe: the smoke config end to end (train, metrics, predict, evaluate), fine-tuning from its
+checkpoint on other data, cross-validation, bad input, and the LM-pretraining head's causality."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import seqnlp
+from seqnlp.config import load_config
+from seqnlp.data.errors import DataError
+from seqnlp.data.loading import DataSpec
+from seqnlp.nn.embeddings import Embeddings
+from seqnlp.nn.encoders import RNNEncoder
+from seqnlp.recipes import _sentiment_data as sd
+from seqnlp.recipes.sentiment import Config, build_model, main
+from seqnlp.tasks.bilm import EncoderLM
+from seqnlp.tasks.classifier import SequenceClassifier
+
+CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "configs" / "sentiment"
+SMOKE = str(CONFIGS / "smoke.yaml")
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    n = torch.get_num_threads()  # the configs pin torch to 1 thread; give the other tests theirs back
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data_root():
+    """The real datasets (as conftest's ``real_data``), exported as SEQNLP_DATA for the recipe."""
+    root = Path(os.environ.get("SEQNLP_DATA", "../shared/data")).resolve()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEQNLP_DATA", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_root) -> Path:
+    if not (data_root / "sentiment" / "sst2").is_dir():
+        pytest.skip(f"real data not found at {data_root} (set SEQNLP_DATA)")
+    out = tmp_path_factory.mktemp("smoke")
+    assert main(["--config", SMOKE, f"output_dir={out}"]) == 0
+    return out
+
+
+def _smoke_with_data(tmp_path: Path, **data) -> str:
+    """The smoke config with ``data`` replaced key by key (dict overrides on the command line merge, not replace)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(SMOKE)
+    for key, value in data.items():
+        cfg.data[key] = value
+    path = tmp_path / "config.yaml"
+    OmegaConf.save(cfg, path)
+    return str(path)
+
+
+def _tsv(path: Path, rows: list[tuple[str, str]], header=("sentence", "label")) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in rows))
+
+
+# ------------------------------------------------------------------------------------------- end to end
+def test_smoke_trains_and_scores(smoke_run):
+    m = json.loads((smoke_run / "metrics.json").read_text())
+    assert m["labels"] == ["negative", "positive"] and m["n"] == 200
+    assert sum(map(sum, m["confusion_matrix"])) == 200
+    assert m["accuracy"] == pytest.approx(sum(m["confusion_matrix"][i][i] for i in range(2)) / 200)
+    assert m["accuracy"] > 0.6  # it learns something in a few steps (majority class is 0.54)
+    assert 0.0 <= m["macro_f1"] <= 1.0 and m["pretrain"]["steps"] > 0
+    rec = json.loads((smoke_run / "result.json").read_text())
+    assert rec["metrics"]["accuracy"] == m["accuracy"] and rec["wall_seconds"] > 0
+    log = [json.loads(line) for line in (smoke_run / "log.jsonl").read_text().splitlines()]
+    assert sum(r["event"] == "truncated" and r["split"] == "train" for r in log) == 1  # reported once
+
+
+def test_predict_raw_text(smoke_run, tmp_path, capsys):
+    pred = seqnlp.load(smoke_run)
+    out = pred.predict(["A gorgeous, witty film!", "   ", "dull , dull , dull"])
+    assert out[1] == {"label": None, "probs": None}
+    for r in (out[0], out[2]):
+        assert r["label"] in ("negative", "positive")
+        assert sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-5)
+    (tmp_path / "in.txt").write_text("a charming film\n\nthe worst movie i have seen\n")
+    rc = seqnlp.cli.main(["predict", "--model", str(smoke_run), "--input", str(tmp_path / "in.txt"),
+                          "--output", str(tmp_path / "out.jsonl")])
+    assert rc == 0
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in lines] == ["a charming film", "the worst movie i have seen"]
+    assert "skipped 1 blank lines" in capsys.readouterr().err
+    assert main(["--mode", "predict", "--model", str(smoke_run), "--input", str(tmp_path / "in.txt"),
+                 "--format", "tsv"]) == 0
+    tsv = capsys.readouterr().out.splitlines()
+    assert tsv[0] == "label\tp_negative\tp_positive\ttext" and len(tsv) == 3
+
+
+def test_evaluate_mode(smoke_run):
+    assert main(["--mode", "evaluate", "--model", str(smoke_run), "--split", "test"]) == 0
+    again = json.loads((smoke_run / "metrics_test.json").read_text())
+    assert again["accuracy"] == pytest.approx(json.loads((smoke_run / "metrics.json").read_text())["accuracy"])
+
+
+def test_finetune_on_other_dataset_with_new_labels(smoke_run, tmp_path):
+    """A 3-class toy dataset: tokenizer from the checkpoint, only the head re-initialised (and logged)."""
+    rows = [("a wonderful , moving film", "pos"), ("flat and tedious", "neg"), ("it is a film", "neu")] * 20
+    _tsv(tmp_path / "toy3" / "train.tsv", rows)
+    _tsv(tmp_path / "toy3" / "dev.tsv", rows[:12])
+    out = tmp_path / "ft"
+    config = _smoke_with_data(tmp_path, name=str(tmp_path / "toy3"), carve={"validation": 6}, label_map={},
+                              labels=["neg", "neu", "pos"])
+    rc = main(["--config", config, f"output_dir={out}", f"init_from={smoke_run}", "pretrain.enabled=false",
+               "train.max_steps=4", "train.eval_every=2"])
+    assert rc == 0
+    notes = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    init = [r for r in notes if r["event"] == "init_from"]
+    assert init[0]["head"] == "reinitialised" and "re-initialising only the classifier head" in init[0]["message"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["labels"] == ["neg", "neu", "pos"] and len(m["confusion_matrix"]) == 3
+    old, new = seqnlp.load(smoke_run), seqnlp.load(out)
+    assert new.tokenizer.vocab() == old.tokenizer.vocab()
+    assert new.model.embed.weight.shape == old.model.embed.weight.shape
+
+
+def test_finetune_on_rotten_tomatoes_same_labels(smoke_run, tmp_path):
+    out = tmp_path / "rt"
+    config = _smoke_with_data(tmp_path, name="sentiment/rt_polarity", format="rt_polarity", splits={}, columns={},
+                              carve={"validation": 100, "test": 100}, train_limit=300)
+    rc = main(["--config", config, f"output_dir={out}", f"init_from={smoke_run}", "pretrain.enabled=false",
+               "train.max_steps=3", "train.eval_every=3"])
+    assert rc == 0
+    init = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["head"] for r in init if r["event"] == "init_from"] == ["kept"]
+
+
+def test_cross_validation_tiny(smoke_run, tmp_path):
+    out = tmp_path / "cv"
+    config = _smoke_with_data(tmp_path, name="sentiment/rt_polarity", format="rt_polarity", splits={}, columns={},
+                              carve={}, cv_folds=2, train_limit=200)
+    rc = main(["--config", config, f"output_dir={out}", "pretrain.enabled=false", "train.max_steps=2",
+               "train.eval_every=2"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["cv_folds"] == 2 and len(m["folds"]) == 2 and m["n"] == 200
+    assert m["accuracy"] == pytest.approx(sum(f["accuracy"] for f in m["folds"]) / 2)
+
+
+def test_cv_folds_partition():
+    items = list(range(103))
+    tests = []
+    for k in range(5):
+        f = sd.cv_fold(items, 5, k, 0.1, seed=3)
+        assert sorted(f["train"] + f["validation"] + f["test"]) == items
+        assert len(f["validation"]) == round(0.1 * (103 - len(f["test"])))
+        tests += f["test"]
+    assert sorted(tests) == items  # the test folds partition the data
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def _spec(tmp_path, rows, header=("sentence", "label")):
+    _tsv(tmp_path / "d" / "train.tsv", rows, header)
+    return DataSpec(str(tmp_path / "d"), splits={"train": "train.tsv"})
+
+
+def test_missing_label_column(tmp_path, capsys):
+    spec = _spec(tmp_path, [("good", "x")], header=("sentence", "other"))
+    with pytest.raises(DataError, match="no label column.*data.columns.label"):
+        sd.load_labelled(spec, [], {}, "error", lambda *a, **k: None)
+    config = _smoke_with_data(tmp_path, name=str(tmp_path / "d"), splits={"train": "train.tsv"},
+                              carve={"validation": 0.3, "test": 0.3})
+    rc = main(["--config", config, f"output_dir={tmp_path / 'o'}"])
+    assert rc == 1 and "column 'label' not found" in capsys.readouterr().err
+
+
+def test_unknown_labels_error_or_counted_skip(tmp_path):
+    spec = _spec(tmp_path, [("good", "1"), ("bad", "0"), ("odd", "7"), ("", "1"), ("so so", "")])
+    notes = []
+    with pytest.raises(DataError, match="example 3: label '7' is not in the known label set"):
+        sd.load_labelled(spec, ["negative", "positive"], {"0": "negative", "1": "positive"}, "error",
+                         lambda *a, **k: None)
+    splits, labels = sd.load_labelled(spec, ["negative", "positive"], {"0": "negative", "1": "positive"}, "skip",
+                                      lambda msg, **k: notes.append((msg, k)))
+    assert splits["train"] == [("good", "positive"), ("bad", "negative")]
+    assert notes[0][1]["counts"] == {"empty text": 1, "no label": 1, "label outside ['negative', 'positive'] "
+                                     "({'7': 1})": 1}
+    assert "skipped 3 of 5 examples" in notes[0][0]
+
+
+def test_hub_id_offline_is_a_clear_error(tmp_path, capsys):
+    rc = main(["--config", SMOKE, f"output_dir={tmp_path}", "data.use_hub=true", "data.hub.name=stanfordnlp/sst2"])
+    assert rc == 1
+    assert "stanfordnlp/sst2" in capsys.readouterr().err
+
+
+def test_configs_load():
+    for path in CONFIGS.glob("*.yaml"):
+        cfg = load_config(Config, path)
+        assert cfg.task == "sentiment", path
+        assert path.read_text().startswith("# python recipes/sentiment.py --config"), path
+        if cfg.data.hub.name:
+            assert set(cfg.data.hub.columns) <= {"text", "label"}
+
+
+# ------------------------------------------------------------------------------------------- model parts
+def test_truncate_keeps_head_and_tail():
+    ids = list(range(10))
+    assert sd.truncate(ids, 6, 2) == [0, 1, 6, 7, 8, 9]
+    assert sd.truncate(ids, 6, 0) == [4, 5, 6, 7, 8, 9]
+    assert sd.truncate(ids, 0, 2) == ids and sd.truncate(ids, 12, 2) == ids
+
+
+def test_tokenizer_treats_raw_and_pretokenised_text_alike():
+    tok = sd.build_tokenizer(["i do n't like it 's", "Don't <br />LIKE it's!"], 100, 1)
+    assert tok.encode("I don't like it's<br />") == tok.encode("i do n't like it 's")
+
+
+def test_pooling_combinations():
+    torch.manual_seed(0)
+    m = build_model(20, 3, emb_size=6, hidden_size=5, pooling="max+final+attention")
+    assert m.head.in_features == 30
+    batch = sd.collate_classify(0)([([4, 5, 6], 0), ([7], 2)])
+    assert m(batch).shape == (2, 3)
+    with pytest.raises(ValueError, match="pooling"):
+        build_model(20, 3, emb_size=6, hidden_size=5, pooling="max+sum")
+
+
+def _lm(num_layers=1, bidirectional=True, cutoffs=(8,)):
+    torch.manual_seed(0)
+    enc = RNNEncoder(6, 5, num_layers, "lstm", bidirectional, 0.0)
+    return EncoderLM(Embeddings(20, 6), enc, 20, cutoffs).eval()
+
+
+@pytest.mark.parametrize("cutoffs", [(8,), ()])
+def test_lm_cannot_see_the_token_it_predicts(cutoffs):
+    """Changing token t leaves unchanged every distribution that predicts t (forward row t-1, backward row
+    t+1), while it does change later forward rows and earlier backward rows (so the check is sensitive)."""
+    lm = _lm(cutoffs=cutoffs)
+    src = torch.tensor([[2, 5, 9, 11, 7, 13, 3]])
+    lengths = torch.tensor([7])
+    fwd, bwd = lm.predict(src, lengths)
+    for t in range(1, 6):
+        alt = src.clone()
+        alt[0, t] = 4 if src[0, t] != 4 else 6
+        fwd2, bwd2 = lm.predict(alt, lengths)
+        assert torch.equal(fwd2[0, :t], fwd[0, :t])  # rows 0..t-1 (row t-1 predicts token t)
+        assert torch.equal(bwd2[0, t + 1:], bwd[0, t + 1:])  # rows t+1.. (row t+1 predicts token t)
+        assert not torch.allclose(fwd2[0, t], fwd[0, t]) and not torch.allclose(bwd2[0, t], bwd[0, t])
+
+
+def test_lm_refuses_stacked_bidirectional_encoder():
+    with pytest.raises(ValueError, match="2 layers"):
+        _lm(num_layers=2)
+    uni = _lm(num_layers=2, bidirectional=False)  # a unidirectional stack is fine (forward LM only)
+    assert uni.predict(torch.tensor([[2, 5, 3]]), torch.tensor([3]))[1] is None
+
+
+def test_stacked_bidirectional_lstm_would_leak():
+    """Why the refusal: in a 2-layer fused BiLSTM, the forward output at t-1 depends on token t."""
+    torch.manual_seed(0)
+    rnn = torch.nn.LSTM(4, 3, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(1, 5, 4, requires_grad=True)
+    out, _ = rnn(x)
+    out[0, 1, :3].sum().backward()  # forward direction at position 1
+    assert x.grad[0, 2].abs().sum() > 0  # sees position 2
+
+
+def test_lm_loss_counts_both_directions():
+    lm = _lm()
+    batch = sd.collate_lm(0, 2, 3)([[5, 6, 7], [8]])  # lengths 5 and 3 with <s> </s>
+    loss, n = lm.loss(batch)
+    assert n == 2 * ((5 - 1) + (3 - 1)) and torch.isfinite(loss)
+    lp_f, lp_b = lm.predict(batch.src, batch.src_lengths)
+    src = batch.src
+    ref = -(lp_f[0, :4].gather(-1, src[0, 1:5, None]).sum() + lp_f[1, :2].gather(-1, src[1, 1:3, None]).sum()
+            + lp_b[0, 1:5].gather(-1, src[0, :4, None]).sum() + lp_b[1, 1:3].gather(-1, src[1, :2, None]).sum())
+    assert float(loss.detach()) == pytest.approx(float(ref) / n, rel=1e-5)
+
+
+def test_classifier_word_dropout_only_in_training():
+    torch.manual_seed(0)
+    m = SequenceClassifier(Embeddings(20, 4), RNNEncoder(4, 3), 2, "max", 0.0, word_dropout=1.0)
+    batch = sd.collate_classify(0)([([4, 5, 6], 0)])
+    m.eval()
+    a = m(batch)
+    m.train()
+    unk = sd.collate_classify(0)([([1, 1, 1], 0)])
+    m.eval()
+    assert not torch.allclose(a, m(unk))
+    m.train()
+    torch.manual_seed(1)
+    b = m(batch)  # every token replaced by <unk> in training
+    torch.manual_seed(1)
+    assert torch.allclose(b, m(unk))
