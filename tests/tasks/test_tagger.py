@@ -1,0 +1,98 @@
+"""SequenceTagger: batching/padding never changes a sentence's tags; the loss is the CRF's or softmax's."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from seqnlp.recipes.pos_tagging import Featurizer, build_model
+
+TRAIN = [
+    {"tokens": "the dog barks".split(), "tags": ["DET", "NOUN", "VERB"]},
+    {"tokens": "a cat sleeps on the mat".split(), "tags": ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN"]},
+    {"tokens": "dogs bark".split(), "tags": ["NOUN", "VERB"]},
+]
+ARGS = dict(word_dim=6, char="lstm", char_dim=4, char_hidden=3, char_kernel=3, hidden=5, layers=1, window=1,
+            dropout=0.0, char_dropout=0.0)
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+def make(encoder="bilstm", crf=True, char="lstm"):
+    feats, counts = Featurizer.build(TRAIN)
+    model = build_model(feats.words.vocab_size, feats.chars.vocab_size, len(feats.tags),
+                        **{**ARGS, "char": char}, encoder=encoder, crf=crf,
+                        unk_prob=feats.unk_prob(counts, 0.25))
+    return feats, model.double()
+
+
+def batch_of(feats, sentences):
+    encoded, chars, lengths = feats.encode(sentences)
+    return Featurizer.collate(encoded, chars, lengths)
+
+
+@pytest.mark.parametrize("encoder,crf,char", [("bilstm", True, "lstm"), ("bilstm", False, "cnn"),
+                                              ("window", False, "lstm"), ("window", True, "none")])
+def test_batched_prediction_equals_one_sentence_at_a_time(encoder, crf, char):
+    feats, model = make(encoder, crf, char)
+    model.eval()
+    sentences = TRAIN + [{"tokens": "an unseen word".split(), "tags": None}]
+    batch = batch_of(feats, sentences)
+    assert batch.words.shape == (4, 6) and batch.lengths.tolist() == [3, 6, 2, 3]
+    pred = model.predict(batch)
+    emissions = model(batch)
+    for i, s in enumerate(sentences):
+        one = batch_of(feats, [s])
+        n = len(s["tokens"])
+        assert pred[i, :n].tolist() == model.predict(one)[0].tolist()
+        assert_close(emissions[i, :n], model(one)[0])
+        assert (pred[i, n:] == 0).all()
+
+
+def test_batch_reads_each_distinct_word_once():
+    feats, _ = make()
+    batch = batch_of(feats, TRAIN)
+    distinct = {w for s in TRAIN for w in s["tokens"]}
+    assert batch.chars.size(0) == len(distinct) + 1  # + the padding entry
+    first = batch.word_index[0, 0]
+    assert batch.word_index[1, 4] == first  # "the" twice, one row
+    assert batch.n_tokens == {"source": 11}
+
+
+def test_crf_loss_is_nll_per_token_and_softmax_loss_is_cross_entropy():
+    for crf in (True, False):
+        feats, model = make(crf=crf)
+        model.eval()  # no <unk> replacement, no dropout
+        batch = batch_of(feats, TRAIN)
+        loss, n = model.loss(batch)
+        assert n == 11
+        em = model(batch)
+        mask = model.mask(batch)
+        if crf:
+            expected = model.crf.neg_log_likelihood(em, batch.tags, mask) / 11
+        else:
+            expected = F.cross_entropy(em[mask], batch.tags[mask])
+        assert_close(loss, expected)
+
+
+def test_unk_replacement_only_in_training():
+    feats, model = make()
+    model.unk_prob.fill_(1.0)  # every word becomes <unk> in training
+    batch = batch_of(feats, TRAIN)
+    model.train()
+    model.dropout.p = 0.0
+    unk_only = model.token_features(batch)[..., : model.word_embed.dim]
+    mask = model.mask(batch)
+    assert_close(unk_only[mask], model.word_embed.lut.weight[feats.words.unk_id].expand(11, -1))
+    model.eval()
+    assert not torch.allclose(model.token_features(batch)[..., :6][mask], unk_only[mask])
+
+
+def test_unseen_tags_and_words_are_encoded_safely():
+    feats, _ = make()
+    encoded, _, _ = feats.encode([{"tokens": ["zebra", "the"], "tags": ["X", "DET"]}])
+    assert encoded[0]["words"][0] == feats.words.unk_id
+    assert encoded[0]["tags"] == [-1, feats.tag_ids["DET"]]
