@@ -51,6 +51,7 @@ TASK = "pos_tagging"
 WORDS_FILE, CHARS_FILE = "words.json", "chars.json"
 ENCODERS = ("bilstm", "window")
 CHAR_FEATURES = ("lstm", "cnn", "none")
+_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -102,6 +103,7 @@ class Config:
                                             patience=6, scheduler="plateau", plateau_patience=2,
                                             min_lr_ratio=0.02, clip_grad_norm=5.0, log_every=50)
     )
+    infer_precision: str = "fp32"  # fp32 | bf16: autocast for evaluation and prediction (bf16: AMX on new CPUs)
     record: bool = False  # also copy the result to results/pos_tagging/<config-name>.json
 
 
@@ -170,15 +172,20 @@ class Featurizer:
         return encoded, chars, lengths
 
     @staticmethod
-    def collate(examples: Sequence[dict], table_chars: torch.Tensor, table_lengths: torch.Tensor) -> Batch:
-        """A :class:`Batch`: words/lengths/tags, and the characters of the batch's distinct words only."""
+    def collate(examples: Sequence[dict], table_chars: torch.Tensor, table_lengths: torch.Tensor,
+                char_feats: torch.Tensor | None = None) -> Batch:
+        """A :class:`Batch`: words/lengths/tags, and the characters of the batch's distinct words only --
+        or, given ``char_feats`` (N, C) precomputed for the whole table, that table and indices into it."""
         words, lengths = pad([ex["words"] for ex in examples])
         types, _ = pad([ex["types"] for ex in examples])
-        uniq, word_index = torch.unique(types, return_inverse=True)  # distinct forms of this batch
-        char_lengths = table_lengths[uniq]
-        chars = table_chars[uniq, : int(char_lengths.max())]
-        tensors = {"words": words, "lengths": lengths, "word_index": word_index, "chars": chars,
-                   "char_lengths": char_lengths}
+        tensors = {"words": words, "lengths": lengths}
+        if char_feats is not None:
+            tensors.update(word_index=types, char_feats=char_feats)
+        else:
+            uniq, word_index = torch.unique(types, return_inverse=True)  # distinct forms of this batch
+            char_lengths = table_lengths[uniq]
+            chars = table_chars[uniq, : int(char_lengths.max())]
+            tensors.update(word_index=word_index, chars=chars, char_lengths=char_lengths)
         if all(ex["tags"] is not None for ex in examples):
             tensors["tags"] = pad([[max(t, 0) for t in ex["tags"]] for ex in examples])[0]
         n = int(lengths.sum())
@@ -221,16 +228,23 @@ def build_model(num_words: int, num_chars: int, num_tags: int, word_dim: int, ch
 
 # ------------------------------------------------------------------------------------------- tagging
 def tag_encoded(model: SequenceTagger, encoded: list[dict], chars: torch.Tensor, lengths: torch.Tensor,
-                max_tokens: int, device: torch.device, progress: bool = False, desc: str = "tagging"
-                ) -> list[list[int]]:
-    """Predicted tag ids of every encoded sentence (in input order), batched by length."""
-    sampler = TokenBucketSampler([max(1, len(ex["words"])) for ex in encoded], max_tokens=max_tokens,
-                                 shuffle=False, sort=True)
-    batches = BatchIterator(encoded, sampler, lambda exs: Featurizer.collate(exs, chars, lengths))
+                max_tokens: int | None, device: torch.device, progress: bool = False, desc: str = "tagging",
+                max_sentences: int | None = None, precision: str = "fp32") -> list[list[int]]:
+    """Predicted tag ids of every encoded sentence (in input order), in length-sorted batches of at most
+    ``max_tokens`` padded tokens / ``max_sentences`` sentences; ``precision="bf16"`` runs under autocast."""
     out: list[list[int] | None] = [None] * len(encoded)
+    if not encoded:
+        return []
     was_training = model.training
     model.eval()
-    with torch.no_grad():
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
+    dtype = _PRECISIONS[precision]
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        char_feats = model.word_table_features(chars.to(device), lengths.to(device))  # each distinct word once
+        sampler = TokenBucketSampler([max(1, len(ex["words"])) for ex in encoded], max_tokens=max_tokens,
+                                     max_sentences=max_sentences, shuffle=False, sort=True)
+        batches = BatchIterator(encoded, sampler, lambda exs: Featurizer.collate(exs, chars, lengths, char_feats))
         for batch in tqdm(batches, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
             pred = model.predict(batch.to(device)).cpu()
             for row, i in enumerate(batch.meta["indices"]):
@@ -265,12 +279,13 @@ def tagging_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
 
 
 def score(model: SequenceTagger, feats: Featurizer, sentences: list[dict], max_tokens: int,
-          device: torch.device, progress: bool = False, per_tag: bool = True, desc: str = "evaluating"
-          ) -> tuple[dict, list[list[str]]]:
-    """Tag ``sentences`` (with gold ``tags``): :func:`tagging_metrics` plus the tagging speed, and the tags."""
-    encoded, chars, lengths = feats.encode(sentences)
+          device: torch.device, progress: bool = False, per_tag: bool = True, desc: str = "evaluating",
+          precision: str = "fp32") -> tuple[dict, list[list[str]]]:
+    """Tag ``sentences`` (with gold ``tags``): :func:`tagging_metrics` plus the tagging speed (from raw
+    tokens to tags), and the tags."""
     t0 = time.perf_counter()
-    ids = tag_encoded(model, encoded, chars, lengths, max_tokens, device, progress, desc)
+    encoded, chars, lengths = feats.encode(sentences)
+    ids = tag_encoded(model, encoded, chars, lengths, max_tokens, device, progress, desc, precision=precision)
     seconds = time.perf_counter() - t0
     pred = [[feats.tags[i] for i in s] for s in ids]
     gold = [ex["tags"] for ex in sentences]
@@ -337,7 +352,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
     device = pick_device(cfg.train.device)
 
     def evaluate(m: SequenceTagger) -> dict:
-        ids = tag_encoded(m, *dev_encoded, cfg.data.eval_max_tokens, device)
+        ids = tag_encoded(m, *dev_encoded, cfg.data.eval_max_tokens, device, precision=cfg.infer_precision)
         pred = [[feats.tags[i] for i in s] for s in ids]
         metrics = tagging_metrics(dev_gold, pred, dev_oov, per_tag=False)
         return {k: metrics[k] for k in ("accuracy", "oov_accuracy", "sentence_accuracy")}
@@ -354,7 +369,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
     metrics = {"validation": evaluate(model)}
     if "test" in splits and all(ex["tags"] is not None for ex in splits["test"]):
         test, pred = score(model, feats, splits["test"], cfg.data.eval_max_tokens, device, cfg.train.progress,
-                           desc="test")
+                           desc="test", precision=cfg.infer_precision)
         metrics.update(test)
         _plot_confusion([t for ex in splits["test"] for t in ex["tags"]], [t for s in pred for t in s],
                         out / "confusion_test.png")
@@ -420,7 +435,7 @@ class TaggerPredictor:
         keep = [i for i, t in enumerate(token_lists) if t]
         encoded, chars, lengths = self.feats.encode([{"tokens": token_lists[i]} for i in keep])
         ids = tag_encoded(self.model, encoded, chars, lengths, self.config.data.eval_max_tokens, self.device,
-                          progress, desc="predicting") if keep else []
+                          progress, desc="predicting", precision=self.config.infer_precision)
         out: list[list[str]] = [[] for _ in token_lists]
         for i, s in zip(keep, ids):
             out[i] = [self.feats.tags[j] for j in s]
@@ -453,7 +468,7 @@ def evaluate(model_dir: str | Path, args) -> dict:
     if args.split not in splits:
         raise DataError(f"no split {args.split!r} (found {sorted(splits)})", cfg.data.name)
     metrics, _ = score(predictor.model, predictor.feats, splits[args.split], cfg.data.eval_max_tokens,
-                       predictor.device, progress=True, desc=args.split)
+                       predictor.device, progress=True, desc=args.split, precision=cfg.infer_precision)
     path = _run_dir(model_dir) / f"metrics_{args.split}.json"
     write_json(path, metrics)
     print(json.dumps({k: v for k, v in metrics.items() if k != "per_tag"}, indent=2))

@@ -11,7 +11,9 @@ Batch tensors:
     ``words (B, T)`` word ids (0 = padding), ``lengths (B,)``,
     ``word_index (B, T)`` row of each token in the batch's word table (padding: any valid row),
     ``chars (W, L)``, ``char_lengths (W,)`` characters of the W distinct words of the batch,
-    ``tags (B, T)`` gold tag ids (training; padding ignored).
+    ``tags (B, T)`` gold tag ids (training; padding ignored);
+    or, instead of ``chars``/``char_lengths``, ``char_feats (W, C)`` computed once for a whole word table
+    by :meth:`SequenceTagger.word_table_features` (inference).
 """
 
 from __future__ import annotations
@@ -83,9 +85,24 @@ class SequenceTagger(nn.Module):
                 words = words.masked_fill(drop & (words != 0), self.unk_id)
             parts.append(self.word_embed(words))
         if self.char_encoder is not None:
-            table = self.char_encoder(batch.chars, batch.char_lengths)  # (W, C): each distinct word once
+            if "char_feats" in batch:  # precomputed by word_table_features (inference)
+                table = batch.char_feats
+            else:
+                table = self.char_encoder(batch.chars, batch.char_lengths)  # (W, C): each distinct word once
             parts.append(table[batch.word_index])  # (B, T, C)
         return self.dropout(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
+
+    @torch.no_grad()
+    def word_table_features(self, chars: Tensor, lengths: Tensor, chunk: int = 16384) -> Tensor | None:
+        """Character features of a whole word table at once, ``(N, C)`` (``None`` without char features).
+
+        For inference over many batches: each distinct word of the whole input is read once, and batches
+        then carry ``char_feats`` (this table) with ``word_index`` into it instead of ``chars``.
+        """
+        if self.char_encoder is None:
+            return None
+        parts = [self.char_encoder(chars[i : i + chunk], lengths[i : i + chunk]) for i in range(0, len(chars), chunk)]
+        return torch.cat(parts, dim=0)
 
     def forward(self, batch) -> Tensor:
         """Emission scores (B, T, K); rows at padded positions are meaningless."""

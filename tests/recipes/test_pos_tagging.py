@@ -74,6 +74,8 @@ def test_load_predict_and_evaluate(smoke_run, capsys):
     tagger = seqnlp.load(smoke_run)
     tags = tagger.predict(["Dogs bark .", ["A", "cat"], ""])
     assert [len(t) for t in tags] == [3, 2, 0]
+    tagger.config.infer_precision = "bf16"  # autocast inference path
+    assert [len(t) for t in tagger.predict(["Dogs bark .", "A cat"])] == [3, 2]
     assert main(["--mode", "evaluate", "--model", str(smoke_run), "--split", "validation"]) == 0
     metrics = json.loads((smoke_run / "metrics_validation.json").read_text())
     stored = json.loads((smoke_run / "metrics.json").read_text())["validation"]["accuracy"]

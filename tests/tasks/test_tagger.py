@@ -96,3 +96,15 @@ def test_unseen_tags_and_words_are_encoded_safely():
     encoded, _, _ = feats.encode([{"tokens": ["zebra", "the"], "tags": ["X", "DET"]}])
     assert encoded[0]["words"][0] == feats.words.unk_id
     assert encoded[0]["tags"] == [-1, feats.tag_ids["DET"]]
+
+
+def test_precomputed_word_table_features_equal_per_batch_char_features():
+    feats, model = make()
+    model.eval()
+    encoded, chars, lengths = feats.encode(TRAIN)
+    table = model.word_table_features(chars, lengths, chunk=4)  # chunked over the table
+    per_batch = Featurizer.collate(encoded, chars, lengths)
+    precomputed = Featurizer.collate(encoded, chars, lengths, char_feats=table)
+    assert "chars" not in precomputed and precomputed.char_feats.shape == (len(chars), 6)
+    mask = model.mask(per_batch)
+    assert_close(model(precomputed)[mask], model(per_batch)[mask])
