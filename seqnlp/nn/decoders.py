@@ -98,13 +98,14 @@ class LSTMDecoder(nn.Module):
         ctx, w = self.attention(s, state.memory, state.mask, state.keys)
         return torch.tanh(self.combine(torch.cat([s, ctx], dim=-1))), w
 
-    def forward(self, tgt_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
-        """Teacher forcing: ``tgt_in (B, T)`` (starting with ``<s>``) → logits (B, T, V), attention (B, T, S)."""
+    def features(self, tgt_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: ``tgt_in (B, T)`` (starting with ``<s>``) → attentional vectors h̃ (B, T, O) (dropout
+        applied) and attention (B, T, S); :meth:`logits` turns them (or a selection of rows) into scores."""
         emb = self.embed(tgt_in)  # (B, T, E)
         if not self.input_feeding:
             s, _ = self.rnn(emb, (state.h, state.c))  # one fused call over all steps
             att, w = self._attend(self.dropout(s), state)
-            return self.out(self.dropout(att)), w
+            return self.dropout(att), w
         outs, ws = [], []
         h, c, feed = state.h, state.c, state.feed
         for t in range(emb.shape[1]):
@@ -116,7 +117,16 @@ class LSTMDecoder(nn.Module):
             ws.append(w)
         att = torch.cat(outs, dim=1)
         w = torch.cat(ws, dim=1) if ws[0] is not None else None
-        return self.out(self.dropout(att)), w
+        return self.dropout(att), w
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Output scores ``(..., V)`` of attentional vectors ``(..., O)`` from :meth:`features`."""
+        return self.out(features)
+
+    def forward(self, tgt_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: ``tgt_in (B, T)`` (starting with ``<s>``) → logits (B, T, V), attention (B, T, S)."""
+        att, w = self.features(tgt_in, state)
+        return self.logits(att), w
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step: ``tokens (B,)`` → logits (B, V), the next state, attention (B, S) or None."""

@@ -77,12 +77,14 @@ class Seq2Seq(nn.Module):
         return self.decoder(batch.tgt_in, self.start(batch))
 
     def loss(self, batch) -> tuple[Tensor, int]:
-        logits, _ = self(batch)
-        n = int((batch.tgt_out != self.pad_id).sum())
+        """Label-smoothed cross-entropy per target token; the output layer runs on real (non-pad) positions only."""
+        feats, _ = self.decoder.features(batch.tgt_in, self.start(batch))  # (B, T, O)
+        keep = batch.tgt_out != self.pad_id  # (B, T)
+        logits = self.decoder.logits(feats[keep])  # (N, V)
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=self.pad_id,
-                               label_smoothing=self.label_smoothing if self.training else 0.0,
-                               reduction="sum")
+        n = logits.shape[0]
+        loss = F.cross_entropy(logits, batch.tgt_out[keep], label_smoothing=self.label_smoothing if self.training
+                               else 0.0, reduction="sum")
         return loss / max(n, 1), n
 
     # --- search protocol ---------------------------------------------------------------
