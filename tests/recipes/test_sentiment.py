@@ -230,19 +230,19 @@ def test_pooling_combinations():
         build_model(20, 3, emb_size=6, hidden_size=5, pooling="max+sum")
 
 
-def _lm(num_layers=1, bidirectional=True, cutoffs=(8,)):
+def _lm(num_layers=1, bidirectional=True, cutoffs=(8,), packed=True):
     torch.manual_seed(0)
-    enc = RNNEncoder(6, 5, num_layers, "lstm", bidirectional, 0.0)
+    enc = RNNEncoder(6, 5, num_layers, "lstm", bidirectional, 0.0, packed=packed)
     return EncoderLM(Embeddings(20, 6), enc, 20, cutoffs).eval()
 
 
-@pytest.mark.parametrize("cutoffs", [(8,), ()])
-def test_lm_cannot_see_the_token_it_predicts(cutoffs):
+@pytest.mark.parametrize("cutoffs,packed", [((8,), True), ((), True), ((8,), False)])
+def test_lm_cannot_see_the_token_it_predicts(cutoffs, packed):
     """Changing token t leaves unchanged every distribution that predicts t (forward row t-1, backward row
     t+1), while it does change later forward rows and earlier backward rows (so the check is sensitive)."""
-    lm = _lm(cutoffs=cutoffs)
-    src = torch.tensor([[2, 5, 9, 11, 7, 13, 3]])
-    lengths = torch.tensor([7])
+    lm = _lm(cutoffs=cutoffs, packed=packed)
+    src = torch.tensor([[2, 5, 9, 11, 7, 13, 3], [2, 6, 8, 3, 0, 0, 0]])  # a padded row beside it
+    lengths = torch.tensor([7, 4])
     fwd, bwd = lm.predict(src, lengths)
     for t in range(1, 6):
         alt = src.clone()
