@@ -44,6 +44,7 @@ class TrainConfig:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0  # floor of decaying schedules, as a fraction of lr
     decay_steps: int = 0  # horizon of linear/cosine decay (0: derived from epochs/max_steps)
+    decay_over: str = "steps"  # steps | time: linear/cosine decay over train.max_minutes of training time
     plateau_factor: float = 0.5
     plateau_patience: int = 1
     clip_grad_norm: float = 5.0  # 0: off
@@ -83,8 +84,13 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    """Per-step LambdaLR schedules with linear warm-up, or ReduceLROnPlateau (per evaluation)."""
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int,
+                    elapsed: Callable[[], float] | None = None):
+    """Per-step LambdaLR schedules with linear warm-up, or ReduceLROnPlateau (per evaluation).
+
+    With ``cfg.decay_over="time"`` linear/cosine decay runs over ``cfg.max_minutes`` of training time as
+    measured by ``elapsed()`` (seconds), so the rate reaches its floor when the time budget ends however
+    fast the machine turns out to be."""
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode=cfg.eval_mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience,
@@ -92,11 +98,16 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: i
     warm = max(0, cfg.warmup_steps)
     horizon = max(1, (cfg.decay_steps or total_steps) - warm)
     floor = cfg.min_lr_ratio
+    if cfg.decay_over not in ("steps", "time"):
+        raise ValueError(f"train.decay_over must be steps or time, got {cfg.decay_over!r}")
+    by_time = cfg.decay_over == "time"
+    if by_time and not (cfg.max_minutes > 0 and elapsed is not None):
+        raise ValueError("train.decay_over=time needs train.max_minutes > 0")
 
     def lam(step: int) -> float:
         if warm and step < warm:
             return (step + 1) / warm
-        t = min(1.0, (step - warm) / horizon)
+        t = min(1.0, elapsed() / (cfg.max_minutes * 60) if by_time else (step - warm) / horizon)
         if cfg.scheduler == "constant":
             return 1.0
         if cfg.scheduler == "linear":
@@ -143,13 +154,13 @@ class Trainer:
         self.opt = build_optimizer(model, cfg)
         steps_per_epoch = len(train_batches)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
-        self.sched = build_scheduler(self.opt, cfg, total)
+        self.train_seconds = 0.0
+        self.sched = build_scheduler(self.opt, cfg, total, elapsed=lambda: self.train_seconds)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.best: float | None = None
         self.bad_evals = 0
         self.skipped = 0
-        self.train_seconds = 0.0
         self._interrupted = False
         self.history: list[dict] = []
 
@@ -173,6 +184,8 @@ class Trainer:
             "bad_evals": self.bad_evals,
             "skipped": self.skipped,
             "train_seconds": self.train_seconds,
+            # state a model keeps between batches (e.g. a recurrent state carried in truncated BPTT)
+            "model_state": self.model.training_state() if hasattr(self.model, "training_state") else {},
         }
 
     def save(self, best: bool = False) -> Path:
@@ -202,6 +215,8 @@ class Trainer:
         self.bad_evals = int(st["bad_evals"])
         self.skipped = int(st["skipped"])
         self.train_seconds = float(st["train_seconds"])
+        if hasattr(self.model, "load_training_state"):
+            self.model.load_training_state(st.get("model_state", {}))
         self.log({"event": "resumed", "from": str(latest.resolve().name)})
         say(f"resumed from {latest.resolve()} at step {self.step}")
         return True
