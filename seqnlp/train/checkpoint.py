@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -56,6 +56,24 @@ def _fsync_tree(path: Path) -> None:
     _fsync_dir(path)
 
 
+def weights_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as CPU tensors that each own their storage; tied (shared) weights appear once, under
+    their first name (``load_model`` accepts any one name of a tied group).
+
+    ``safetensors.torch.save_model`` refuses tensors that are views into part of a larger storage, which is
+    how cuDNN keeps an RNN's weights on CUDA (one flat buffer): copying each distinct tensor avoids that.
+    """
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple] = set()
+    for name, t in model.state_dict().items():
+        key = (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
+        if t.numel() and key in seen:
+            continue
+        seen.add(key)
+        out[name] = t.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
 def save_checkpoint(
     ckpt_root: Path,
     name: str,
@@ -76,7 +94,7 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir()
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
-    save_model(model, str(tmp / WEIGHTS))
+    save_file(weights_for_saving(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
     for fname, what in (extra_files or {}).items():
         if callable(what):
             what(tmp / fname)
