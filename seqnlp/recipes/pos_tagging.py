@@ -23,7 +23,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from ..data.errors import DataError
 from ..data.loading import DataSpec, load_splits
 from ..data.readers import read_conllu, read_lines, write_conllu
 from ..data.tokenizers import Tokenizer
+from ..data.word_vectors import read_vectors
 from ..metrics import per_class_prf
 from ..nn.char_encoder import CharEncoder, char_table
 from ..nn.embeddings import Embeddings
@@ -48,7 +49,7 @@ from ..train.loop import TrainConfig, Trainer
 from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
 
 TASK = "pos_tagging"
-WORDS_FILE, CHARS_FILE = "words.json", "chars.json"
+WORDS_FILE, CHARS_FILE, FORMS_FILE = "words.json", "chars.json", "forms.json"
 ENCODERS = ("bilstm", "window")
 CHAR_FEATURES = ("lstm", "cnn", "none")
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -74,6 +75,7 @@ class DataConfig:
     eval_max_tokens: int = 6000  # token budget of evaluation/prediction batches
     max_word_len: int = 30  # longer words keep their first and last 15 characters for char features
     unk_alpha: float = 0.25  # train-time <unk> replacement of word w with prob alpha / (alpha + count(w))
+    normalize_words: bool = True  # word embeddings of lowercased forms with digits -> 0 (chars see the form)
 
 
 @dataclass
@@ -90,6 +92,9 @@ class ModelConfig:
     crf: bool = True  # linear-chain CRF + Viterbi (else per-token softmax)
     dropout: float = 0.33  # token representations, between/after BiLSTM layers, before the output layer
     char_dropout: float = 0.0  # on character embeddings
+    pretrained: str = ""  # word2vec-format vectors (recipes/word_vectors.py): fixed vectors added to the
+    #   trainable embeddings, and the vocabulary extended to their words ("": none); dim must be word_dim
+    pretrained_max_words: int = 0  # keep the first N vectors of the file (0: all)
 
 
 @dataclass
@@ -108,35 +113,59 @@ class Config:
 
 
 # ------------------------------------------------------------------------------------------- features
+_DIGITS = str.maketrans("123456789", "000000000")
+
+
+def normalize_word(word: str) -> str:
+    """The key of a word's embedding: lowercased, every digit 0 (``"Feb-02"`` -> ``"feb-00"``)."""
+    return word.lower().translate(_DIGITS)
+
+
 class Featurizer:
     """Words, characters and tags <-> ids, and batches for :class:`SequenceTagger`.
 
     Args:
-        words: word vocabulary (every training form; ``<unk>`` for the rest).
-        chars: character vocabulary.
+        words: word vocabulary over *normalised* forms (:func:`normalize_word` when ``normalize``): the
+            training words first, then words that only pretrained vectors know; ``<unk>`` for the rest.
+        chars: character vocabulary (over the forms as written: case and digits stay visible there).
         tags: the tag set, in id order.
+        forms: every form seen in training, as written: a token is out of vocabulary (``oov_accuracy``)
+            when its form is not among them.
         max_word_len: see :func:`~seqnlp.nn.char_encoder.char_table`.
+        normalize: look words up lowercased with digits mapped to 0.
     """
 
-    def __init__(self, words: Tokenizer, chars: Tokenizer, tags: Sequence[str], max_word_len: int = 30):
+    def __init__(self, words: Tokenizer, chars: Tokenizer, tags: Sequence[str], forms: Iterable[str] = (),
+                 max_word_len: int = 30, normalize: bool = True):
         self.words = words
         self.chars = chars
         self.tags = list(tags)
         self.tag_ids = {t: i for i, t in enumerate(self.tags)}
+        self.forms = frozenset(forms)
         self.max_word_len = max_word_len
+        self.normalize = normalize
+
+    def norm(self, word: str) -> str:
+        return normalize_word(word) if self.normalize else word
 
     @classmethod
-    def build(cls, train: Sequence[dict], max_word_len: int = 30) -> tuple[Featurizer, Counter]:
-        """Vocabularies from the training sentences (most frequent first); also the word counts."""
-        counts = Counter(w for ex in train for w in ex["tokens"])
-        char_counts = Counter({c: 0 for w in counts for c in w})
-        for w, n in counts.items():
+    def build(cls, train: Sequence[dict], max_word_len: int = 30, normalize: bool = True,
+              extra_words: Iterable[str] = ()) -> tuple[Featurizer, Counter]:
+        """Vocabularies from the training sentences (most frequent first) plus ``extra_words`` (already
+        normalised, e.g. those of pretrained vectors); also the counts of the normalised training words."""
+        forms = Counter(w for ex in train for w in ex["tokens"])
+        char_counts = Counter({c: 0 for w in forms for c in w})
+        counts: Counter = Counter()
+        for w, n in forms.items():
+            counts[normalize_word(w) if normalize else w] += n
             for c in w:
                 char_counts[c] += n
         tags = sorted({t for ex in train for t in ex["tags"]})
-        words = Tokenizer.from_tokens([w for w, _ in counts.most_common()])
+        vocab = [w for w, _ in counts.most_common()]
+        vocab += [w for w in dict.fromkeys(extra_words) if w not in counts]
+        words = Tokenizer.from_tokens(vocab)
         chars = Tokenizer.from_tokens([c for c, _ in char_counts.most_common()])
-        return cls(words, chars, tags, max_word_len), counts
+        return cls(words, chars, tags, forms, max_word_len, normalize), counts
 
     def unk_prob(self, counts: Counter, alpha: float) -> torch.Tensor:
         """(V,) probability of replacing each word id by ``<unk>`` in training: alpha / (alpha + count)."""
@@ -145,6 +174,10 @@ class Featurizer:
             for w, n in counts.items():
                 prob[self.words.token_to_id(w)] = alpha / (alpha + n)
         return prob
+
+    def oov(self, sentences: Sequence[dict]) -> list[list[bool]]:
+        """For every token: is its form unseen in training?"""
+        return [[w not in self.forms for w in ex["tokens"]] for ex in sentences]
 
     def encode(self, sentences: Sequence[dict]) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
         """Ids of every sentence plus the character table of all distinct forms in ``sentences``.
@@ -155,16 +188,22 @@ class Featurizer:
             ``lengths (N,)`` (row 0 is a padding entry).
         """
         types: dict[str, int] = {"": 0}
+        word_of_type: list[int] = [0]
         encoded = []
         unk = self.words.unk_id
         get = self.words.tok.token_to_id
         for ex in sentences:
-            tokens = ex["tokens"]
-            word_ids = [i if (i := get(w)) is not None else unk for w in tokens]
-            type_ids = [types.setdefault(w, len(types)) for w in tokens]
+            type_ids = []
+            for w in ex["tokens"]:
+                t = types.get(w)
+                if t is None:
+                    t = types[w] = len(types)
+                    i = get(self.norm(w))
+                    word_of_type.append(unk if i is None else i)
+                type_ids.append(t)
             tags = ex.get("tags")
             tag_ids = None if tags is None else [self.tag_ids.get(t, -1) for t in tags]
-            encoded.append({"words": word_ids, "types": type_ids, "tags": tag_ids})
+            encoded.append({"words": [word_of_type[t] for t in type_ids], "types": type_ids, "tags": tag_ids})
         char_get = self.chars.tok.token_to_id
         cunk = self.chars.unk_id
         chars, lengths = char_table(list(types), lambda c: i if (i := char_get(c)) is not None else cunk,
@@ -202,15 +241,18 @@ def model_args_from(cfg: ModelConfig, feats: Featurizer) -> dict:
     return {"num_words": feats.words.vocab_size, "num_chars": feats.chars.vocab_size, "num_tags": len(feats.tags),
             "word_dim": cfg.word_dim, "char": cfg.char, "char_dim": cfg.char_dim, "char_hidden": cfg.char_hidden,
             "char_kernel": cfg.char_kernel, "encoder": cfg.encoder, "hidden": cfg.hidden, "layers": cfg.layers,
-            "window": cfg.window, "crf": cfg.crf, "dropout": cfg.dropout, "char_dropout": cfg.char_dropout}
+            "window": cfg.window, "crf": cfg.crf, "dropout": cfg.dropout, "char_dropout": cfg.char_dropout,
+            "fixed_vectors": bool(cfg.pretrained)}
 
 
 def build_model(num_words: int, num_chars: int, num_tags: int, word_dim: int, char: str, char_dim: int,
                 char_hidden: int, char_kernel: int, encoder: str, hidden: int, layers: int, window: int,
-                crf: bool, dropout: float, char_dropout: float, unk_prob: torch.Tensor | None = None
-                ) -> SequenceTagger:
-    """The one place where model arguments become modules."""
+                crf: bool, dropout: float, char_dropout: float, fixed_vectors: bool = False,
+                unk_prob: torch.Tensor | None = None) -> SequenceTagger:
+    """The one place where model arguments become modules. ``fixed_vectors``: a (num_words, word_dim) table
+    of pretrained vectors (zeros here; filled by :func:`load_pretrained` or from the checkpoint)."""
     word_embed = Embeddings(num_words, word_dim) if word_dim > 0 else None
+    fixed = torch.zeros(num_words, word_dim) if fixed_vectors and word_dim > 0 else None
     char_encoder = None
     if char != "none":
         char_encoder = CharEncoder(num_chars, char_dim, char_hidden, kind=char, kernel_size=char_kernel,
@@ -223,7 +265,32 @@ def build_model(num_words: int, num_chars: int, num_tags: int, word_dim: int, ch
         enc = WindowEncoder(size, window, window, hidden, num_layers=layers, dropout=0.0, activation="tanh")
     # the BiLSTM encoder drops out its own outputs; the window MLP's output is dropped out by the tagger
     return SequenceTagger(word_embed, char_encoder, enc, num_tags, crf=crf, dropout=dropout,
-                          output_dropout=dropout if encoder == "window" else 0.0, unk_prob=unk_prob)
+                          output_dropout=dropout if encoder == "window" else 0.0, unk_prob=unk_prob,
+                          fixed_vectors=fixed)
+
+
+def read_pretrained(cfg: ModelConfig, normalize: bool) -> tuple[list[str], torch.Tensor] | None:
+    """The pretrained vectors of ``cfg.pretrained`` keyed like the word vocabulary, scaled to unit variance."""
+    if not cfg.pretrained:
+        return None
+    words, vectors = read_vectors(cfg.pretrained, key=normalize_word if normalize else None,
+                                  max_words=cfg.pretrained_max_words)
+    if vectors.size(1) != cfg.word_dim:
+        raise DataError(f"vectors have {vectors.size(1)} dimensions but model.word_dim={cfg.word_dim}",
+                        cfg.pretrained)
+    return words, vectors / vectors.std().clamp(min=1e-6)
+
+
+def load_pretrained(model: SequenceTagger, feats: Featurizer, words: list[str], vectors: torch.Tensor) -> int:
+    """Copy pretrained vectors into the model's fixed table; words that have one start their trainable
+    embedding at zero (the pair sums to the pretrained vector). Returns how many rows were filled."""
+    ids = [feats.words.token_to_id(w) for w in words]
+    rows = torch.tensor([i for i in ids if i is not None], dtype=torch.long)
+    src = torch.tensor([k for k, i in enumerate(ids) if i is not None], dtype=torch.long)
+    with torch.no_grad():
+        model.fixed_vectors[rows] = vectors[src]
+        model.word_embed.lut.weight[rows] = 0.0
+    return len(rows)
 
 
 # ------------------------------------------------------------------------------------------- tagging
@@ -289,7 +356,7 @@ def score(model: SequenceTagger, feats: Featurizer, sentences: list[dict], max_t
     seconds = time.perf_counter() - t0
     pred = [[feats.tags[i] for i in s] for s in ids]
     gold = [ex["tags"] for ex in sentences]
-    oov = [[w == feats.words.unk_id for w in ex["words"]] for ex in encoded]
+    oov = feats.oov(sentences)
     metrics = tagging_metrics(gold, pred, oov, per_tag)
     metrics["tagging_seconds"] = seconds
     metrics["sentences_per_s"] = len(sentences) / seconds
@@ -333,9 +400,15 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
     out = prepare_run(cfg, config_path)
     set_threads(cfg.train.threads)
     splits = load_data(cfg.data)
-    feats, counts = Featurizer.build(splits["train"], cfg.data.max_word_len)
+    pretrained = read_pretrained(cfg.model, cfg.data.normalize_words)
+    feats, counts = Featurizer.build(splits["train"], cfg.data.max_word_len, cfg.data.normalize_words,
+                                     extra_words=pretrained[0] if pretrained else ())
     model_args = model_args_from(cfg.model, feats)
     model = build_model(**model_args, unk_prob=feats.unk_prob(counts, cfg.data.unk_alpha))
+    if pretrained:
+        filled = load_pretrained(model, feats, *pretrained)
+        print(f"{TASK}: {filled} pretrained vectors from {cfg.model.pretrained} "
+              f"({len(feats.forms)} training forms)", file=sys.stderr)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{TASK}: {len(splits['train'])} training sentences, {feats.words.vocab_size} words, "
           f"{feats.chars.vocab_size} chars, {len(feats.tags)} tags, {n_params / 1e6:.2f}M parameters",
@@ -348,7 +421,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
     dev = splits["validation"]
     dev_encoded = feats.encode(dev)
     dev_gold = [ex["tags"] for ex in dev]
-    dev_oov = [[w == feats.words.unk_id for w in ex["words"]] for ex in dev_encoded[0]]
+    dev_oov = feats.oov(dev)
     device = pick_device(cfg.train.device)
 
     def evaluate(m: SequenceTagger) -> dict:
@@ -359,7 +432,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
 
     ckpt_config = {"task": TASK, "config": to_dict(cfg), "model_args": model_args, "tags": feats.tags,
                    "tag_field": cfg.data.tag_field}
-    extra = {WORDS_FILE: feats.words.save, CHARS_FILE: feats.chars.save}
+    extra = {WORDS_FILE: feats.words.save, CHARS_FILE: feats.chars.save, FORMS_FILE: sorted(feats.forms)}
     trainer = Trainer(model, batches, cfg.train, out, evaluate, ckpt_config, extra)
     summary = trainer.fit()
 
@@ -446,8 +519,9 @@ def load_predictor(ckpt_dir: str | Path, device: str = "cpu") -> TaggerPredictor
     ckpt = ck.resolve(ckpt_dir)
     stored = ck.read_config(ckpt)
     cfg = from_dict(Config, stored["config"])
+    forms = json.loads((ckpt / FORMS_FILE).read_text()) if (ckpt / FORMS_FILE).is_file() else ()
     feats = Featurizer(Tokenizer.load(ckpt / WORDS_FILE), Tokenizer.load(ckpt / CHARS_FILE), stored["tags"],
-                       cfg.data.max_word_len)
+                       forms, cfg.data.max_word_len, cfg.data.normalize_words)
     model = build_model(**stored["model_args"])
     ck.load_weights(model, ckpt)
     dev = pick_device(device)

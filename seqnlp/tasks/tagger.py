@@ -45,12 +45,14 @@ class SequenceTagger(nn.Module):
         unk_id: the ``<unk>`` word id used by ``unk_prob``.
         unk_prob: optional (V,) probability, per word id, of replacing the word by ``<unk>`` during
             training (e.g. ``alpha / (alpha + count)``), so that the ``<unk>`` embedding is trained on
-            rare words and the char features learn to stand alone; stored as a buffer.
+            rare words and the char features learn to stand alone; not saved.
+        fixed_vectors: optional (V, E) pretrained word vectors, kept fixed (a saved buffer) and added to
+            the trainable embeddings: words never seen in training still get a meaningful vector.
     """
 
     def __init__(self, word_embed: Embeddings | None, char_encoder: CharEncoder | None, encoder: nn.Module,
                  num_tags: int, crf: bool = True, dropout: float = 0.33, output_dropout: float = 0.0, unk_id: int = 1,
-                 unk_prob: Tensor | None = None):
+                 unk_prob: Tensor | None = None, fixed_vectors: Tensor | None = None):
         super().__init__()
         if word_embed is None and char_encoder is None:
             raise ValueError("a tagger needs word embeddings, character features or both")
@@ -65,6 +67,12 @@ class SequenceTagger(nn.Module):
         self.out = nn.Linear(encoder.output_size, num_tags)
         self.crf = LinearChainCRF(num_tags) if crf else None
         self.unk_id = unk_id
+        if fixed_vectors is not None:
+            if word_embed is None or fixed_vectors.shape != word_embed.weight.shape:
+                raise ValueError(f"fixed_vectors {tuple(fixed_vectors.shape)} must match the word embeddings")
+            self.register_buffer("fixed_vectors", fixed_vectors.float())
+        else:
+            self.fixed_vectors = None
         if word_embed is not None and unk_prob is not None:
             self.register_buffer("unk_prob", unk_prob.float(), persistent=False)
         else:
@@ -83,7 +91,10 @@ class SequenceTagger(nn.Module):
             if self.training and self.unk_prob is not None:
                 drop = torch.rand(words.shape, device=words.device) < self.unk_prob[words]
                 words = words.masked_fill(drop & (words != 0), self.unk_id)
-            parts.append(self.word_embed(words))
+            emb = self.word_embed(words)
+            if self.fixed_vectors is not None:
+                emb = emb + self.fixed_vectors[words]
+            parts.append(emb)
         if self.char_encoder is not None:
             if "char_feats" in batch:  # precomputed by word_table_features (inference)
                 table = batch.char_feats

@@ -102,6 +102,27 @@ def test_toy_conllu_with_multiword_tokens_and_empty_nodes_trains(tmp_path):
     assert "VBZ" in json.loads((xpos / "checkpoints" / "best" / "config.json").read_text())["tags"]
 
 
+def test_pretrained_vectors_extend_the_vocabulary_and_are_saved(tmp_path):
+    import torch
+
+    from seqnlp.data.word_vectors import write_vectors
+
+    root = toy_dataset(tmp_path / "toy", TOY.read_text())
+    vectors = tmp_path / "v.vec.gz"
+    write_vectors(vectors, ["sue", "zebra", "likes"], torch.arange(24.0).view(3, 8))
+    out = tmp_path / "run"
+    assert main([f"data.name={root}", f"output_dir={out}", f"model.pretrained={vectors}", *TINY]) == 0
+    tagger = seqnlp.load(out)
+    feats, model = tagger.feats, tagger.model
+    zebra, sue = feats.words.token_to_id("zebra"), feats.words.token_to_id("sue")
+    assert zebra is not None and sue is not None  # "zebra" is not in the training data, "Sue" is (normalised)
+    assert model.fixed_vectors[zebra].abs().sum() > 0 and model.fixed_vectors[feats.words.unk_id].abs().sum() == 0
+    assert feats.oov([{"tokens": ["zebra", "Sue", "sue"]}]) == [[True, False, True]]  # OOV: forms as written
+    assert len(tagger.predict(["Zebra likes tea"])[0]) == 3
+    assert main([f"data.name={root}", f"output_dir={tmp_path / 'bad'}", f"model.pretrained={vectors}",
+                 "model.word_dim=16", *TINY[1:]]) == 2  # 8-d vectors, 16-d embeddings
+
+
 @pytest.mark.parametrize("bad_line,expect", [
     ("1\tDogs\tdog\tNOUN\n", "expected 10 tab-separated columns, found 4"),
     ("x\tDogs\tdog\tNOUN\tNNS\t_\t_\t_\t_\t_\n", "field 'id'"),
