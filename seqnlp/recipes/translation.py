@@ -35,7 +35,7 @@ from ..data.loading import DataSpec, load_splits
 from ..data.readers import open_text
 from ..tasks.seq2seq import Seq2Seq, build_seq2seq
 from ..train.checkpoint import CheckpointError, load_weights, read_config, resolve
-from ..train.device import pick_device
+from ..train.device import autocast, pick_device, pick_dtype, set_threads
 from ..train.loop import TrainConfig, Trainer
 from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
 from ._seq2seq import (
@@ -107,6 +107,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)  # test evaluation, predict
     train: TrainConfig = field(default_factory=_train_defaults)
     val_search: str = "greedy"  # search during training's validation (BLEU): greedy | beam
+    decode_precision: str = "fp32"  # test/predict decoding: fp32 | bf16 (autocast; CPUs with AMX, CUDA)
     attention_plot: int = 3  # heatmap of the first N test sentences (0: none)
     init_from: str = ""  # start from a trained model's weights and tokenizers
     record: bool = False  # copy result.json to results/translation/<config>.json
@@ -160,16 +161,18 @@ class Translator:
     """
 
     def __init__(self, model: Seq2Seq, src_tok, tgt_tok, search: SearchConfig, max_src_len: int,
-                 device: torch.device):
+                 device: torch.device, amp_dtype: torch.dtype | None = None):
         self.model, self.src_tok, self.tgt_tok = model.eval(), src_tok, tgt_tok
         self.search, self.max_src_len, self.device = search, max_src_len, device
+        self.amp_dtype = amp_dtype  # autocast dtype of decoding (the training precision), None: fp32
         self.last_stats = EncodeStats()
 
     def translate_nbest(self, sentences: list[str], search: SearchConfig | None = None,
                         progress: bool = False) -> list[list[tuple[str, float]]]:
         srcs, self.last_stats = encode_sources(self.src_tok, sentences, self.max_src_len)
-        out = decode_texts(self.model, self.tgt_tok, srcs, search or self.search, device=self.device,
-                           progress=progress, desc="translate")
+        with autocast(self.device, self.amp_dtype):
+            out = decode_texts(self.model, self.tgt_tok, srcs, search or self.search, device=self.device,
+                               progress=progress, desc="translate")
         return out.nbest
 
     def translate(self, sentences: list[str], search: SearchConfig | None = None,
@@ -203,11 +206,13 @@ def load_predictor(ckpt_dir, device: str = "cpu") -> Translator:
 
 
 def _load(ckpt: Path, cfg: Config, device: torch.device) -> Translator:
+    set_threads(cfg.train.threads)
     stored = read_config(ckpt)
     model = build_model(stored["model_args"])
     load_weights(model, ckpt)
     src_tok, tgt_tok = load_tokenizers(ckpt)
-    return Translator(model.to(device), src_tok, tgt_tok, cfg.search, cfg.data.max_src_len, device)
+    return Translator(model.to(device), src_tok, tgt_tok, cfg.search, cfg.data.max_src_len, device,
+                      pick_dtype(cfg.decode_precision, device))
 
 
 def _byte_level_table() -> dict[str, int]:
