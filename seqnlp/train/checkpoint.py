@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_file
+from safetensors.torch import load_file, save_file
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -145,13 +145,27 @@ def read_config(ckpt: Path) -> dict:
 
 
 def load_weights(model: torch.nn.Module, ckpt: Path, strict: bool = True) -> None:
+    """Copy the checkpoint's weights into ``model`` (in place, so cuDNN's flat RNN buffers stay valid).
+
+    A tied (shared) weight needs only one of its names in the file (see :func:`weights_for_saving`)."""
     f = Path(ckpt) / WEIGHTS
     if not f.is_file():
         raise CheckpointError(f"missing weights file {f}")
     try:
-        missing, unexpected = load_model(model, str(f), strict=False, device="cpu")
+        state = load_file(str(f), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"cannot read weights {f} (truncated or corrupted?): {e}") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise CheckpointError(f"weights {f} do not fit the model: {e}") from None
+    groups: dict[tuple, list[str]] = {}
+    for name, t in model.state_dict().items():
+        if t.numel():
+            groups.setdefault((t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride()), []).append(name)
+    loaded_via_tie = {name for names in groups.values() if len(names) > 1 and any(n in state for n in names)
+                      for name in names}
+    missing = [m for m in missing if m not in loaded_via_tie]
     if strict and (missing or unexpected):
         raise CheckpointError(f"weights {f} do not fit the model: missing {sorted(missing)}, "
                               f"unexpected {sorted(unexpected)}")
