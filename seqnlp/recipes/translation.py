@@ -34,7 +34,7 @@ from ..data.errors import DataError
 from ..data.loading import DataSpec, load_splits
 from ..data.readers import open_text
 from ..tasks.seq2seq import Seq2Seq, build_seq2seq
-from ..train.checkpoint import CheckpointError, load_weights, read_config, resolve
+from ..train.checkpoint import CheckpointError, load_train_state, load_weights, read_config, resolve
 from ..train.device import autocast, pick_device, pick_dtype, set_threads
 from ..train.loop import TrainConfig, Trainer
 from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
@@ -109,6 +109,9 @@ class Config:
     val_search: str = "greedy"  # search during training's validation (BLEU): greedy | beam
     decode_precision: str = "fp32"  # test/predict decoding: fp32 | bf16 (autocast; CPUs with AMX, CUDA)
     attention_plot: int = 3  # heatmap of the first N test sentences (0: none)
+    # Stop after this much CPU time of training steps (process time, all threads; evaluation excluded), 0: off.
+    # Unlike train.max_minutes (wall time) it does not shrink when other jobs share the machine's cores.
+    cpu_minutes: float = 0.0
     init_from: str = ""  # start from a trained model's weights and tokenizers
     record: bool = False  # copy result.json to results/translation/<config>.json
 
@@ -270,6 +273,46 @@ def plot_attention(items: list[tuple[list[str], list[str], torch.Tensor]], path:
 
 
 # ------------------------------------------------------------------------------------------- training
+class CPUBudgetTrainer(Trainer):
+    """:class:`Trainer` that also stops after ``cpu_minutes`` of CPU time spent in training steps.
+
+    ``time.process_time()`` (CPU seconds of this process, all threads) is summed around each step, kept in the
+    checkpoint's training state (exact resume) and logged with the end record. With one torch thread a CPU
+    minute is a minute of one core, whatever else runs on the machine.
+    """
+
+    def __init__(self, *args, cpu_minutes: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cpu_minutes = cpu_minutes
+        self.train_cpu_seconds = 0.0
+
+    def _train_step(self, batch):
+        c0 = time.process_time()
+        out = super()._train_step(batch)
+        self.train_cpu_seconds += time.process_time() - c0
+        return out
+
+    def _done(self) -> str | None:
+        reason = super()._done()
+        if reason is None and self.cpu_minutes and self.train_cpu_seconds >= self.cpu_minutes * 60:
+            return "cpu_minutes"
+        return reason
+
+    def _train_state(self) -> dict:
+        return {**super()._train_state(), "train_cpu_seconds": self.train_cpu_seconds}
+
+    def maybe_resume(self) -> bool:
+        resumed = super().maybe_resume()
+        if resumed:
+            self.train_cpu_seconds = float(load_train_state(self.ckpt_root / "latest").get("train_cpu_seconds", 0.0))
+        return resumed
+
+    def log(self, record: dict) -> None:
+        if record.get("event") == "end":
+            record = {**record, "train_cpu_seconds": self.train_cpu_seconds}
+        super().log(record)
+
+
 def _val_loss(model: Seq2Seq, batches: BatchIterator, device: torch.device) -> float:
     total, n = 0.0, 0
     for batch in batches:
@@ -331,7 +374,8 @@ def train(cfg: Config, config_path: str | None) -> dict:
 
     ckpt_config = {"task": TASK, "config": to_dict(cfg), "model_args": args,
                    "src_vocab_size": src_tok.vocab_size, "tgt_vocab_size": tgt_tok.vocab_size}
-    trainer = Trainer(model, batches, cfg.train, out, evaluate_fn, ckpt_config, tokenizer_files(src_tok, tgt_tok))
+    trainer = CPUBudgetTrainer(model, batches, cfg.train, out, evaluate_fn, ckpt_config,
+                               tokenizer_files(src_tok, tgt_tok), cpu_minutes=cfg.cpu_minutes)
     summary = trainer.fit()
 
     best = resolve(out / "checkpoints")
@@ -340,6 +384,7 @@ def train(cfg: Config, config_path: str | None) -> dict:
     metrics.update({
         "val_bleu_best": summary["best"], "steps": summary["steps"], "stop_reason": summary["reason"],
         "train_minutes": round(summary["train_seconds"] / 60, 2), "eval_minutes": round(eval_seconds[0] / 60, 2),
+        "train_cpu_minutes": round(trainer.train_cpu_seconds / 60, 2), "threads": torch.get_num_threads(),
         "epochs": round(summary["steps"] / max(len(sampler), 1), 2), "parameters": n_params,
         "train_skipped_empty": st.skipped_empty, "train_src_truncated": st.src_truncated,
         "train_tgt_truncated": st.tgt_truncated, "checkpoint": best.name,

@@ -106,6 +106,14 @@ def test_clear_errors_instead_of_tracebacks(smoke_run, tmp_path, capsys, monkeyp
     assert "no such file" in capsys.readouterr().err
 
 
+def test_cpu_minutes_budget_stops_training(data_dir, tmp_path):
+    out = tmp_path / "cpu"
+    assert main(["--config", str(CONFIG), f"output_dir={out}", "cpu_minutes=0.0001", "train.max_steps=0",
+                 "data.eval_limit=5", "attention_plot=0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stop_reason"] == "cpu_minutes" and metrics["steps"] == 1 and metrics["train_cpu_minutes"] > 0
+
+
 # ------------------------------------------------------------------------------------------- units
 @pytest.fixture(scope="module")
 def toy_tok():
