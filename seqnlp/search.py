@@ -379,15 +379,21 @@ def beam_search(
         if t < min_len:
             block_eos = is_eos & ~forced.view(-1, 1, 1)
             log_probs = log_probs.masked_fill(block_eos, float("-inf"))
-        log_probs = log_probs.masked_fill(forced.view(-1, 1, 1) & ~is_eos, float("-inf"))
+        if bool(forced.any()):
+            log_probs = log_probs.masked_fill(forced.view(-1, 1, 1) & ~is_eos, float("-inf"))
         if 0 < no_repeat_ngram_size <= t:
             ban = _ngram_ban(history.reshape(num_sent * k, t), no_repeat_ngram_size, vocab)
             log_probs = log_probs.masked_fill(ban.view(num_sent, k, vocab), float("-inf"))
 
-        cand = (scores.unsqueeze(2) + log_probs).view(num_sent, k * vocab)
+        # the best 2k of all k * V extensions are among the best 2k of each beam: select per beam first
+        # (exact, and cheaper than adding the scores to and sorting all k * V candidates)
+        per_beam = min(2 * k, vocab)
+        beam_lp, beam_tok = log_probs.topk(per_beam, dim=2)  # (b, k, per_beam)
+        cand = (scores.unsqueeze(2) + beam_lp).view(num_sent, k * per_beam)
         n_cand = min(2 * k, k * vocab)
         top_scores, top_idx = cand.topk(n_cand, dim=1)  # (b, n_cand), best first
-        top_beam, top_tok = top_idx // vocab, top_idx % vocab
+        top_beam = top_idx // per_beam
+        top_tok = beam_tok.view(num_sent, k * per_beam).gather(1, top_idx)
         finite = top_scores > float("-inf")
         cand_eos = top_tok == eos
 
