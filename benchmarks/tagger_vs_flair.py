@@ -11,8 +11,9 @@ own process (Flair in its own venv: it is not a seqnlp dependency), with 2 torch
   dictionary built from the training words; listed first in the stack) + ``OneHotEmbeddings`` (100-d,
   words with min_freq 2), ``SequenceTagger(hidden_size=256, use_crf=True)``, SGD lr 0.1, batch 32
   sentences, gradient clipping 5, its forward_loss / predict.
-* ours: the model of ``recipes/configs/pos_tagging/ud_ewt_40min.yaml`` (word 100-d, char BiLSTM 64+64,
-  BiLSTM 256, CRF), Adam, token-budget batches of that config -- and, like for like, batches of 32 sentences.
+* ours: the model of ``recipes/configs/pos_tagging/ud_ewt_40min.yaml`` (word 100-d plus fixed pretrained
+  vectors ``--vectors``, char BiLSTM 64+64, BiLSTM 256, CRF), built by the recipe's own ``setup_model``,
+  Adam, token-budget batches of that config -- and, like for like, batches of 32 sentences.
 
 Training throughput counts every step of the training loop (batch building, forward, backward, update)
 after 5 warm-up batches; prediction speed includes turning the test sentences into tensors. Accuracy of a
@@ -73,20 +74,20 @@ def load_avg() -> float:
 
 
 # ------------------------------------------------------------------------------------------------- ours
-def side_ours(minutes: float, minutes_b32: float) -> dict:
+def side_ours(minutes: float, minutes_b32: float, vectors: str) -> dict:
     import torch
 
     from seqnlp.config import load_config
     from seqnlp.data.batching import BatchIterator, TokenBucketSampler
-    from seqnlp.recipes.pos_tagging import Config, Featurizer, build_model, model_args_from
+    from seqnlp.recipes.pos_tagging import Config, Featurizer, setup_model
 
     torch.set_num_threads(2)
     torch.manual_seed(1)
-    cfg = load_config(Config, ROOT / "recipes" / "configs" / "pos_tagging" / "ud_ewt_40min.yaml")
+    cfg = load_config(Config, ROOT / "recipes" / "configs" / "pos_tagging" / "ud_ewt_40min.yaml",
+                      [f"model.pretrained={vectors}" if vectors else 'model.pretrained=""'])
     train = [{"tokens": w, "tags": t} for w, t in read_conllu(data_dir() / "en_ewt-ud-train.conllu.gz")]
     test = [{"tokens": w, "tags": t} for w, t in read_conllu(data_dir() / "en_ewt-ud-test.conllu.gz")]
-    feats, counts = Featurizer.build(train, cfg.data.max_word_len)
-    model = build_model(**model_args_from(cfg.model, feats), unk_prob=feats.unk_prob(counts, cfg.data.unk_alpha))
+    feats, _, model = setup_model(cfg, train)  # exactly as the recipe builds it
     encoded, chars, lengths = feats.encode(train)
 
     def train_for(mins: float, max_tokens: int | None, max_sentences: int | None) -> dict:
@@ -117,7 +118,7 @@ def side_ours(minutes: float, minutes_b32: float) -> dict:
                                 "seconds": seconds, "steps": steps - 5, "epochs": sentences / len(train),
                                 "load_avg_before": load0, "load_avg_after": load_avg()}
 
-    result = {"model": "seqnlp SequenceTagger (ud_ewt_40min.yaml)",
+    result = {"model": f"seqnlp SequenceTagger (ud_ewt_40min.yaml, vectors {vectors or 'none'})",
               "parameters": sum(p.numel() for p in model.parameters())}
     result["train_batch_32"] = train_for(minutes_b32, None, 32)
     result["train"] = train_for(minutes, cfg.data.max_tokens, None)
@@ -229,7 +230,7 @@ def side_flair(minutes: float) -> dict:
 def run_side(python: str, side: str, args) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
     cmd = [python, str(Path(__file__).resolve()), "--side", side, "--minutes", str(args.minutes),
-           "--minutes-b32", str(args.minutes_b32)]
+           "--minutes-b32", str(args.minutes_b32), "--vectors", args.vectors]
     print(f"running {side}: {' '.join(cmd)}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -244,10 +245,12 @@ def main() -> int:
     p.add_argument("--output", default=str(ROOT / "results" / "benchmarks" / "tagger_vs_flair.json"))
     p.add_argument("--ours-result", default=str(ROOT / "results" / "pos_tagging" / "ud_ewt_40min.json"),
                    help="result.json of our full 40-minute run (its test accuracy is reported beside Flair's)")
+    p.add_argument("--vectors", default=str(ROOT / "runs" / "pos_vectors" / "ppmi100.vec.gz"),
+                   help="ours: the pretrained vectors of ud_ewt_40min.yaml (recipes/word_vectors.py; '' for none)")
     p.add_argument("--side", choices=["ours", "flair"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.side == "ours":
-        print(json.dumps(side_ours(args.minutes, args.minutes_b32)))
+        print(json.dumps(side_ours(args.minutes, args.minutes_b32, args.vectors)))
         return 0
     if args.side == "flair":
         print(json.dumps(side_flair(args.minutes)))

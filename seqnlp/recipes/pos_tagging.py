@@ -142,6 +142,7 @@ class Featurizer:
         self.tags = list(tags)
         self.tag_ids = {t: i for i, t in enumerate(self.tags)}
         self.forms = frozenset(forms)
+        self.trainable_words = 0  # ids below this are training words (set by build; 0: unknown)
         self.max_word_len = max_word_len
         self.normalize = normalize
 
@@ -165,7 +166,9 @@ class Featurizer:
         vocab += [w for w in dict.fromkeys(extra_words) if w not in counts]
         words = Tokenizer.from_tokens(vocab)
         chars = Tokenizer.from_tokens([c for c, _ in char_counts.most_common()])
-        return cls(words, chars, tags, forms, max_word_len, normalize), counts
+        feats = cls(words, chars, tags, forms, max_word_len, normalize)
+        feats.trainable_words = 1 + max(words.token_to_id(w) for w in counts)  # specials + training words
+        return feats, counts
 
     def unk_prob(self, counts: Counter, alpha: float) -> torch.Tensor:
         """(V,) probability of replacing each word id by ``<unk>`` in training: alpha / (alpha + count)."""
@@ -242,16 +245,18 @@ def model_args_from(cfg: ModelConfig, feats: Featurizer) -> dict:
             "word_dim": cfg.word_dim, "char": cfg.char, "char_dim": cfg.char_dim, "char_hidden": cfg.char_hidden,
             "char_kernel": cfg.char_kernel, "encoder": cfg.encoder, "hidden": cfg.hidden, "layers": cfg.layers,
             "window": cfg.window, "crf": cfg.crf, "dropout": cfg.dropout, "char_dropout": cfg.char_dropout,
-            "fixed_vectors": bool(cfg.pretrained)}
+            "fixed_vectors": bool(cfg.pretrained), "trainable_words": feats.trainable_words}
 
 
 def build_model(num_words: int, num_chars: int, num_tags: int, word_dim: int, char: str, char_dim: int,
                 char_hidden: int, char_kernel: int, encoder: str, hidden: int, layers: int, window: int,
                 crf: bool, dropout: float, char_dropout: float, fixed_vectors: bool = False,
-                unk_prob: torch.Tensor | None = None) -> SequenceTagger:
+                trainable_words: int = 0, unk_prob: torch.Tensor | None = None) -> SequenceTagger:
     """The one place where model arguments become modules. ``fixed_vectors``: a (num_words, word_dim) table
-    of pretrained vectors (zeros here; filled by :func:`load_pretrained` or from the checkpoint)."""
-    word_embed = Embeddings(num_words, word_dim) if word_dim > 0 else None
+    of pretrained vectors (zeros here; filled by :func:`load_pretrained` or from the checkpoint), beside
+    trainable embeddings of the first ``trainable_words`` ids (the training words)."""
+    trainable = trainable_words if fixed_vectors and trainable_words else num_words
+    word_embed = Embeddings(trainable, word_dim) if word_dim > 0 else None
     fixed = torch.zeros(num_words, word_dim) if fixed_vectors and word_dim > 0 else None
     char_encoder = None
     if char != "none":
@@ -289,7 +294,7 @@ def load_pretrained(model: SequenceTagger, feats: Featurizer, words: list[str], 
     src = torch.tensor([k for k, i in enumerate(ids) if i is not None], dtype=torch.long)
     with torch.no_grad():
         model.fixed_vectors[rows] = vectors[src]
-        model.word_embed.lut.weight[rows] = 0.0
+        model.word_embed.lut.weight[rows[rows < model.word_embed.weight.size(0)]] = 0.0
     return len(rows)
 
 
@@ -395,13 +400,11 @@ def load_data(cfg: DataConfig) -> dict[str, list[dict]]:
 
 
 # ------------------------------------------------------------------------------------------------ train
-def train(cfg: Config, config_path: str | None = None) -> dict:
-    t_start = time.time()
-    out = prepare_run(cfg, config_path)
-    set_threads(cfg.train.threads)
-    splits = load_data(cfg.data)
+def setup_model(cfg: Config, train_sentences: list[dict]) -> tuple[Featurizer, dict, SequenceTagger]:
+    """Vocabularies from the training sentences (and pretrained vectors), the model's arguments, and the
+    freshly initialised model (pretrained vectors loaded, train-time ``<unk>`` replacement set)."""
     pretrained = read_pretrained(cfg.model, cfg.data.normalize_words)
-    feats, counts = Featurizer.build(splits["train"], cfg.data.max_word_len, cfg.data.normalize_words,
+    feats, counts = Featurizer.build(train_sentences, cfg.data.max_word_len, cfg.data.normalize_words,
                                      extra_words=pretrained[0] if pretrained else ())
     model_args = model_args_from(cfg.model, feats)
     model = build_model(**model_args, unk_prob=feats.unk_prob(counts, cfg.data.unk_alpha))
@@ -409,6 +412,15 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
         filled = load_pretrained(model, feats, *pretrained)
         print(f"{TASK}: {filled} pretrained vectors from {cfg.model.pretrained} "
               f"({len(feats.forms)} training forms)", file=sys.stderr)
+    return feats, model_args, model
+
+
+def train(cfg: Config, config_path: str | None = None) -> dict:
+    t_start = time.time()
+    out = prepare_run(cfg, config_path)
+    set_threads(cfg.train.threads)
+    splits = load_data(cfg.data)
+    feats, model_args, model = setup_model(cfg, splits["train"])
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{TASK}: {len(splits['train'])} training sentences, {feats.words.vocab_size} words, "
           f"{feats.chars.vocab_size} chars, {len(feats.tags)} tags, {n_params / 1e6:.2f}M parameters",

@@ -47,7 +47,9 @@ class SequenceTagger(nn.Module):
             training (e.g. ``alpha / (alpha + count)``), so that the ``<unk>`` embedding is trained on
             rare words and the char features learn to stand alone; not saved.
         fixed_vectors: optional (V, E) pretrained word vectors, kept fixed (a saved buffer) and added to
-            the trainable embeddings: words never seen in training still get a meaningful vector.
+            the trainable embeddings: words never seen in training still get a meaningful vector. The
+            trainable table may then be smaller (the first V' < V ids: the training words); ids past it
+            have only their fixed vector.
     """
 
     def __init__(self, word_embed: Embeddings | None, char_encoder: CharEncoder | None, encoder: nn.Module,
@@ -68,8 +70,10 @@ class SequenceTagger(nn.Module):
         self.crf = LinearChainCRF(num_tags) if crf else None
         self.unk_id = unk_id
         if fixed_vectors is not None:
-            if word_embed is None or fixed_vectors.shape != word_embed.weight.shape:
-                raise ValueError(f"fixed_vectors {tuple(fixed_vectors.shape)} must match the word embeddings")
+            if word_embed is None or fixed_vectors.size(1) != word_embed.dim or \
+                    fixed_vectors.size(0) < word_embed.weight.size(0):
+                raise ValueError(f"fixed_vectors {tuple(fixed_vectors.shape)} do not fit the word embeddings "
+                                 f"{tuple(word_embed.weight.shape) if word_embed is not None else None}")
             self.register_buffer("fixed_vectors", fixed_vectors.float())
         else:
             self.fixed_vectors = None
@@ -91,9 +95,11 @@ class SequenceTagger(nn.Module):
             if self.training and self.unk_prob is not None:
                 drop = torch.rand(words.shape, device=words.device) < self.unk_prob[words]
                 words = words.masked_fill(drop & (words != 0), self.unk_id)
-            emb = self.word_embed(words)
             if self.fixed_vectors is not None:
-                emb = emb + self.fixed_vectors[words]
+                trainable = words.masked_fill(words >= self.word_embed.weight.size(0), 0)  # 0: padding, zero
+                emb = self.word_embed(trainable) + self.fixed_vectors[words]
+            else:
+                emb = self.word_embed(words)
             parts.append(emb)
         if self.char_encoder is not None:
             if "char_feats" in batch:  # precomputed by word_table_features (inference)

@@ -117,6 +117,7 @@ def test_pretrained_vectors_extend_the_vocabulary_and_are_saved(tmp_path):
     zebra, sue = feats.words.token_to_id("zebra"), feats.words.token_to_id("sue")
     assert zebra is not None and sue is not None  # "zebra" is not in the training data, "Sue" is (normalised)
     assert model.fixed_vectors[zebra].abs().sum() > 0 and model.fixed_vectors[feats.words.unk_id].abs().sum() == 0
+    assert sue < model.word_embed.weight.size(0) <= zebra  # trainable rows: the training words only
     assert feats.oov([{"tokens": ["zebra", "Sue", "sue"]}]) == [[True, False, True]]  # OOV: forms as written
     assert len(tagger.predict(["Zebra likes tea"])[0]) == 3
     assert main([f"data.name={root}", f"output_dir={tmp_path / 'bad'}", f"model.pretrained={vectors}",
