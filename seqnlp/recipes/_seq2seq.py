@@ -71,6 +71,8 @@ def train_tokenizers(kind: str, vocab_size: int, joint: bool, sources: Sequence[
     """
     if kind not in SUBWORD_KINDS:
         raise ValueError(f"subword tokenizer must be one of {SUBWORD_KINDS}, got {kind!r}")
+    if kind == "unigram" and vocab_size < 300:  # the 256 byte symbols and the specials must fit
+        raise ValueError(f"a byte-level Unigram vocabulary needs vocab_size >= 300, got {vocab_size}")
     if joint:
         tok = Tokenizer.train(kind, [*sources, *targets], vocab_size, min_freq, extra_specials)
         return tok, tok

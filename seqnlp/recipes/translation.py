@@ -333,9 +333,12 @@ def train(cfg: Config, config_path: str | None) -> dict:
     if cfg.init_from:
         src_tok, tgt_tok = load_tokenizers(resolve(cfg.init_from))
     else:
-        src_tok, tgt_tok = train_tokenizers(d.tokenizer, d.vocab_size, d.joint_vocab,
-                                            [e["source"] for e in splits["train"]],
-                                            [e["target"] for e in splits["train"]], d.min_freq)
+        try:
+            src_tok, tgt_tok = train_tokenizers(d.tokenizer, d.vocab_size, d.joint_vocab,
+                                                [e["source"] for e in splits["train"]],
+                                                [e["target"] for e in splits["train"]], d.min_freq)
+        except ValueError as e:
+            raise ConfigError(f"data.tokenizer / data.vocab_size: {e}") from None
     train_pairs, st = encode_pairs(src_tok, tgt_tok, splits["train"], max_src_len=d.max_src_len,
                                    max_tgt_len=d.max_tgt_len, skip_empty=True, where=f"{d.name}[train]")
     _report(st, "train")

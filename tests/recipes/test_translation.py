@@ -19,6 +19,7 @@ from seqnlp.recipes._seq2seq import (
     encode_sources,
     generate,
     source_batch,
+    train_tokenizers,
 )
 from seqnlp.recipes.translation import main
 from seqnlp.search import beam_search, max_lengths
@@ -119,6 +120,18 @@ def test_cpu_minutes_budget_stops_training(data_dir, tmp_path):
 def toy_tok():
     texts = ["ein hund läuft", "a dog runs", "zwei katzen schlafen", "two cats sleep"] * 20
     return Tokenizer.train("bpe", texts, vocab_size=300, min_freq=1)
+
+
+@pytest.mark.parametrize("kind,joint", [("bpe", True), ("unigram", False)])
+def test_train_tokenizers_joint_or_separate_and_lossless(kind, joint):
+    src = ["ein hund läuft über die straße", "zwei katzen schlafen"] * 30
+    tgt = ["a dog runs across the street", "two cats sleep"] * 30
+    s, t = train_tokenizers(kind, 400, joint, src, tgt, min_freq=1)
+    assert (s is t) == joint
+    for tok, text in ((s, "Ünseen çharacters 🐕 橋"), (t, "two dogs")):
+        assert tok.decode(tok.encode(text)) == text  # byte-level: nothing becomes <unk>
+    with pytest.raises(ValueError, match="vocab_size >= 300"):
+        train_tokenizers("unigram", 100, True, src, tgt)
 
 
 def test_encode_pairs_counts_truncation_and_empty_pairs(toy_tok):
