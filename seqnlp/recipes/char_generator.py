@@ -38,9 +38,8 @@ import torch
 from torch import nn
 
 from ..config import from_dict, to_dict
-from ..data.batching import Batch, BatchIterator, TokenBucketSampler, pad
+from ..data.batching import BatchIterator, TokenBucketSampler
 from ..data.errors import DataError
-from ..data.loading import DataSpec, data_root, load_splits
 from ..data.stream import StreamBatches
 from ..data.tokenizers import Tokenizer
 from ..gates import lstm_activations, pick_units, render_html, render_png
@@ -51,12 +50,21 @@ from ..tasks.lm import CausalWindow, LanguageModel, generate, stream_loss
 from ..train import checkpoint as ck
 from ..train.device import pick_device, seed_everything, set_threads
 from ..train.loop import TrainConfig, Trainer
+from ._char_data import (
+    DOCUMENTS,
+    STREAM,
+    CharCodec,
+    CharData,
+    collate_pieces,
+    document_pieces,
+    documents_loss,
+    load_data,
+)
 from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
 
 TASK = "char_generator"
 TOKENIZER_FILE = "tokenizer.json"
 CELLS = ("lstm", "gru", "rnn", "window")
-STREAM, DOCUMENTS = "stream", "documents"
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -119,192 +127,6 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     init_from: str = ""  # start from the weights of a trained checkpoint with the same model_args
     record: bool = False  # also copy the result to results/char_generator/<config-name>.json
-
-
-# ------------------------------------------------------------------------------------------------- data
-@dataclass
-class CharData:
-    """A text as splits: ``texts[split]`` (stream mode) or ``docs[split]`` = [(text, condition), ...]."""
-
-    mode: str
-    texts: dict[str, str] = field(default_factory=dict)
-    docs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    conditions: list[str] = field(default_factory=list)
-
-    def training_text(self) -> str:
-        return self.texts["train"] if self.mode == STREAM else "".join(t for t, _ in self.docs["train"])
-
-    def splits(self) -> list[str]:
-        return list(self.texts if self.mode == STREAM else self.docs)
-
-
-def _local_file(name: str) -> Path | None:
-    path = Path(name).expanduser()
-    for cand in ([path] if path.is_absolute() else [data_root() / path, Path.cwd() / path]):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def read_text_file(path: Path) -> str:
-    """A whole text file (plain or gzip'd), strictly UTF-8; a bad byte is a DataError naming its line."""
-    import gzip
-
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataError(f"corrupt gzip data ({e})", path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"invalid utf-8 text (byte 0x{raw[e.start]:02x}: {e.reason})", path, line) from None
-    return text.removeprefix("\ufeff")
-
-
-def _tail_split(items, fraction: float, where: str):
-    """The first ``int(n * (1 - fraction))`` items and the rest (nanoGPT's ``int(n * 0.9)`` for 0.1)."""
-    n_train = int(len(items) * (1 - fraction))
-    if not 0 < n_train < len(items):
-        raise DataError(f"data.validation_fraction={fraction} of {len(items)} leaves an empty split", where)
-    return items[:n_train], items[n_train:]
-
-
-def load_data(cfg: DataConfig) -> CharData:
-    """The text of every split; validation is the tail of train when the data has no validation split."""
-    if not cfg.name:
-        raise DataError("no data: set data.name to a text file, a tabular file or directory, or a Hub id")
-    local = _local_file(cfg.name)
-    raw = local is not None and (cfg.format == "txt" or (cfg.format == "auto" and local.suffix in ("", ".txt")))
-    if raw:
-        if cfg.condition_column:
-            raise DataError("data.condition_column needs tabular or Hub data, not a plain text file", local)
-        text = read_text_file(local)
-        if cfg.max_chars:
-            text = text[: cfg.max_chars]
-        if len(text) < 2:
-            raise DataError("the text is empty", local)
-        train, val = _tail_split(text, cfg.validation_fraction, str(local))  # char-rnn / nanoGPT: first 90% / last 10%
-        return CharData(STREAM, texts={"train": train, "validation": val})
-
-    columns = {}  # the loader's guesses (text, sentence, ...; label) unless other columns are named
-    if cfg.text_column != "text" or cfg.condition_column not in ("", "label"):
-        columns = {"text": cfg.text_column, **({"label": cfg.condition_column} if cfg.condition_column else {})}
-    # documents without a validation split: a seeded random fraction of them (files may be sorted by label)
-    spec = DataSpec(cfg.name, format=cfg.format, subset=cfg.subset, splits=dict(cfg.splits), columns=columns,
-                    carve={"validation": cfg.validation_fraction})
-    splits = load_splits(spec)
-    if "train" not in splits:
-        raise DataError(f"no 'train' split (found {sorted(splits)}); set data.splits", cfg.name)
-    docs = {s: [(str(ex["text"]), "" if ex.get("label") is None else str(ex["label"])) for ex in exs]
-            for s, exs in splits.items() if s in ("train", "validation", "test")}
-    if cfg.condition_column:
-        conditions = sorted({c for _, c in docs["train"]})
-        for split, items in docs.items():
-            unseen = sorted({c for _, c in items} - set(conditions))
-            if unseen:
-                raise DataError(f"conditions {unseen} of split {split!r} never occur in train", cfg.name,
-                                field=cfg.condition_column)
-        if cfg.max_chars:
-            docs = {s: _first_chars(items, cfg.max_chars) for s, items in docs.items()}
-        return CharData(DOCUMENTS, docs=docs, conditions=conditions)
-    texts = {s: cfg.separator.join(t for t, _ in items) + cfg.separator for s, items in docs.items()}
-    if cfg.max_chars:
-        texts = {s: t[: cfg.max_chars] for s, t in texts.items()}
-    return CharData(STREAM, texts=texts)
-
-
-def _first_chars(docs: list[tuple[str, str]], limit: int) -> list[tuple[str, str]]:
-    out, total = [], 0
-    for text, cond in docs:
-        if total >= limit:
-            break
-        out.append((text, cond))
-        total += len(text)
-    return out
-
-
-class CharCodec:
-    """Characters ↔ ids through the char :class:`Tokenizer` (a dictionary lookup for speed)."""
-
-    def __init__(self, tok: Tokenizer):
-        self.tok = tok
-        self.vocab = tok.vocab()
-        self.chars = {i: s for s, i in self.vocab.items()}
-        self.specials = {tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id}
-
-    @classmethod
-    def train(cls, text: str, min_freq: int = 1) -> CharCodec:
-        chunks = (text[i : i + 65536] for i in range(0, len(text), 65536))
-        return cls(Tokenizer.train("char", chunks, vocab_size=1 << 20, min_freq=min_freq))
-
-    def encode(self, text: str) -> list[int]:
-        unk, get = self.tok.unk_id, self.vocab.get
-        return [get(c, unk) for c in text]
-
-    def encode_strict(self, text: str, what: str = "prompt") -> list[int]:
-        """Like :meth:`encode`, but characters outside the vocabulary are a :class:`DataError`."""
-        unknown = sorted({c for c in text if c not in self.vocab or self.vocab[c] in self.specials})
-        if unknown:
-            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10])
-            known = "".join(sorted(c for c, i in self.vocab.items() if i not in self.specials))
-            raise DataError(f"{len(unknown)} character(s) outside the model's vocabulary: {shown}; the model "
-                            f"knows these {len(known)} characters: {known!r}", field=what)
-        return self.encode(text)
-
-    def char(self, i: int) -> str:
-        if i == self.tok.unk_id:
-            return "\ufffd"
-        return "" if i in self.specials else self.chars.get(i, "\ufffd")
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.char(i) for i in ids)
-
-    @property
-    def size(self) -> int:
-        return self.tok.vocab_size
-
-
-def document_pieces(docs: list[tuple[str, str]], codec: CharCodec, conditions: list[str], bptt: int) -> list[dict]:
-    """Every document as ``<s> text </s>`` cut into pieces of at most ``bptt`` predictions, each with its
-    condition id; a piece is ``{"ids": [...] (len <= bptt + 1), "cond": int}``."""
-    cond_ids = {c: i for i, c in enumerate(conditions)}
-    pieces = []
-    for text, cond in docs:
-        ids = [codec.tok.bos_id, *codec.encode(text), codec.tok.eos_id]
-        for s in range(0, len(ids) - 1, bptt):
-            pieces.append({"ids": ids[s : s + bptt + 1], "cond": cond_ids.get(cond, 0)})
-    return pieces
-
-
-def collate_pieces(pieces: Sequence[dict]) -> Batch:
-    ids, _ = pad([p["ids"] for p in pieces])
-    inputs, targets = ids[:, :-1], ids[:, 1:]
-    inputs = inputs.masked_fill(targets == 0, 0)
-    n = int((targets != 0).sum())
-    return Batch({"inputs": inputs, "targets": targets, "cond": torch.tensor([p["cond"] for p in pieces])},
-                 n_tokens={"chars": n}, meta={"reset": True})
-
-
-def documents_loss(model: LanguageModel, pieces: list[dict], max_tokens: int,
-                   device: torch.device) -> tuple[float, int]:
-    """Mean nats per predicted character over document pieces (each from its condition's state)."""
-    sampler = TokenBucketSampler([len(p["ids"]) for p in pieces], max_tokens=max_tokens, shuffle=False)
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for batch in BatchIterator(pieces, sampler, collate_pieces):
-            batch = batch.to(device)
-            state = model.init_state(len(batch.inputs), batch.cond if model.cond is not None else None)
-            logits, _ = model(batch.inputs, state)
-            total += float(nn.functional.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(),
-                                                       ignore_index=0, reduction="sum"))
-            count += int((batch.targets != 0).sum())
-    model.train(was_training)
-    return total / max(count, 1), count
 
 
 # ------------------------------------------------------------------------------------------------ model
