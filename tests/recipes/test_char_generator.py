@@ -225,3 +225,15 @@ def test_undecodable_text_names_its_line(tmp_path):
     with pytest.raises(DataError, match=r"bad.txt:2: invalid utf-8"):
         cg.load_data(cg.DataConfig(name=str(bad)))
     assert cg.main(["--config", SMOKE, f"data.name={bad}", f"output_dir={tmp_path / 'r'}"]) == 2
+
+
+def test_a_tabular_text_column_becomes_one_stream(tmp_path):
+    rows = ["id\tbody"] + [f"{i}\tline number {i}" for i in range(30)]
+    (tmp_path / "docs.tsv").write_text("\n".join(rows) + "\n")
+    data = cg.load_data(cg.DataConfig(name=str(tmp_path / "docs.tsv"), text_column="body"))
+    assert data.mode == "stream" and sorted(data.splits()) == ["train", "validation"]
+    lines = data.texts["train"].splitlines() + data.texts["validation"].splitlines()
+    assert len(data.texts["validation"].splitlines()) == 3  # a seeded random 10% of the documents
+    assert sorted(lines) == sorted(f"line number {i}" for i in range(30))
+    with pytest.raises(DataError, match="set data.name"):
+        cg.load_data(cg.DataConfig(name=""))
