@@ -14,7 +14,8 @@ much faster on CPU -- if the padding is kept out of the results:
 Outputs at real positions and the final hidden states therefore equal those of the packed run (tested
 against ``pack_padded_sequence``). The module's own parameters are used (``weight_ih_l0``,
 ``weight_ih_l0_reverse``, ...), so a checkpoint does not depend on which path ran. Outputs at padded
-positions are unspecified. With bucketed batches (similar lengths) the padding costs little.
+positions are unspecified. With bucketed batches (similar lengths) the padding costs little. Under CUDA
+autocast the recurrence itself runs in float32 (cuDNN's bf16 RNN support depends on its version).
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def _layer(rnn: nn.RNNBase, x: Tensor, layer: int, suffix: str, h0: Tensor | Non
     if rnn.bias:
         names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
     weights = [getattr(rnn, n) for n in names]
+    if x.is_cuda and torch.is_autocast_enabled("cuda"):
+        # cuDNN RNNs under autocast depend on the cuDNN version for bf16: run the recurrence in float32
+        # (TF32 where allowed) and let autocast handle everything around it
+        with torch.autocast("cuda", enabled=False):
+            return _layer(rnn, x.float(), layer, suffix, None if h0 is None else h0.float())
     B = x.size(0)
     if h0 is None:
         h0 = x.new_zeros(1, B, rnn.hidden_size)
