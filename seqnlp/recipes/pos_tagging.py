@@ -9,6 +9,7 @@ lecture's one-to-one baseline -- a fixed-window MLP over the +-l neighbouring wo
     python recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml
     python recipes/pos_tagging.py --mode evaluate --model runs/pos_ud_ewt --split validation
     echo "I saw her duck ." | python recipes/pos_tagging.py --mode predict --model runs/pos_ud_ewt
+    python recipes/pos_tagging.py --mode ensemble --model runs/a --ensemble runs/b,runs/c --split test
 
 Data: CoNLL-U (UPOS or XPOS, ``data.tag_field``), CoNLL column files (``data.format=conll``), or any
 Hub dataset with a token column and a tag column (ClassLabel ids or strings; ``data.columns``).
@@ -580,10 +581,18 @@ def predict(model_dir: str | Path, args) -> None:
         print(f"tagged {len(sentences)} sentences -> {args.output}", file=sys.stderr)
 
 
+def _add_args(p) -> None:
+    p.add_argument("--ensemble", default="", help="ensemble mode: more trained models (comma-separated) to "
+                   "combine with --model (summed CRF/log-softmax scores, one Viterbi pass)")
+    p.add_argument("--record", default="", help="ensemble mode: also write results/pos_tagging/NAME.json")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ._pos_ensemble import ensemble
+
     try:
         return recipe_main(argv, task=TASK, schema=Config, description=__doc__, train=train, evaluate=evaluate,
-                           predict=predict)
+                           predict=predict, extra_modes={"ensemble": ensemble}, add_args=_add_args)
     except DataError as e:  # bad input data: say where, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -82,6 +82,22 @@ def test_load_predict_and_evaluate(smoke_run, capsys):
     assert metrics["accuracy"] == pytest.approx(stored)
 
 
+def test_ensemble_of_crf_and_softmax_models(smoke_run, tmp_path):
+    from seqnlp.recipes._pos_ensemble import ensemble_tag
+
+    other = tmp_path / "softmax"
+    assert main(["--config", str(CONFIGS / "smoke.yaml"), f"output_dir={other}", "model.crf=false",
+                 "train.seed=2"]) == 0
+    a, b = seqnlp.load(smoke_run), seqnlp.load(other)
+    sentences = [["Dogs", "bark", "."], ["A", "cat"], ["I", "saw", "her", "duck", "today", "."]]
+    assert ensemble_tag([a, a], sentences) == a.predict(sentences)  # doubling one model changes nothing
+    assert [len(t) for t in ensemble_tag([a, b], sentences)] == [3, 2, 6]
+    assert main(["--mode", "ensemble", "--model", str(smoke_run), "--ensemble", str(other), "--split",
+                 "validation"]) == 0
+    metrics = json.loads((smoke_run / "metrics_ensemble_validation.json").read_text())
+    assert metrics["members"] == [str(smoke_run), str(other)] and 0 < metrics["accuracy"] <= 1
+
+
 def toy_dataset(root: Path, train_text: str) -> Path:
     root.mkdir()
     (root / "train.conllu").write_text(train_text)
