@@ -673,6 +673,10 @@ def chat(model_dir, args) -> None:
     stream = iter(sys.stdin if args.input == "-" else open_text(args.input))
     tty = args.input == "-" and sys.stdin.isatty()
     if tty:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
         s = cfg.search
         how = f"beam {s.beam_size}" if s.method == "beam" else s.method + (
             f" (temperature {s.temperature}, top-k {s.top_k}, top-p {s.top_p})" if s.method == "sample" else "")
