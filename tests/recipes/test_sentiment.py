@@ -139,16 +139,18 @@ def test_finetune_on_rotten_tomatoes_same_labels(smoke_run, tmp_path):
     assert [r["head"] for r in init if r["event"] == "init_from"] == ["kept"]
 
 
-def test_cross_validation_tiny(smoke_run, tmp_path):
+def test_cross_validation_tiny_from_checkpoint(smoke_run, tmp_path):
+    """2-fold CV where every fold fine-tunes from the smoke checkpoint."""
     out = tmp_path / "cv"
     config = _smoke_with_data(tmp_path, name="sentiment/rt_polarity", format="rt_polarity", splits={}, columns={},
                               carve={}, cv_folds=2, train_limit=200)
-    rc = main(["--config", config, f"output_dir={out}", "pretrain.enabled=false", "train.max_steps=2",
-               "train.eval_every=2"])
+    rc = main(["--config", config, f"output_dir={out}", f"init_from={smoke_run}", "pretrain.enabled=false",
+               "train.max_steps=2", "train.eval_every=2"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["cv_folds"] == 2 and len(m["folds"]) == 2 and m["n"] == 200
     assert m["accuracy"] == pytest.approx(sum(f["accuracy"] for f in m["folds"]) / 2)
+    assert seqnlp.load(out / "fold1").tokenizer.vocab() == seqnlp.load(smoke_run).tokenizer.vocab()
 
 
 def test_cv_folds_partition():
