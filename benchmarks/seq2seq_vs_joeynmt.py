@@ -205,12 +205,12 @@ def run_ours(args, work: Path, name: str, overrides: list[str]) -> dict:
     }
 
 
-def add_full_run_bleu(results: dict) -> None:
-    """Quality of the full runs (this benchmark's models train only for minutes)."""
+def add_full_run_bleu(results: dict, results_dir: Path = ROOT / "results") -> None:
+    """Quality of the full runs (this benchmark's models train only for minutes), from ``results_dir``."""
     results["bleu_joeynmt_45min"] = 38.3  # Joey NMT RNN, 45 min on this machine, beam 5 (given in issue 5)
     results["bleu_joeynmt_45min_greedy"] = 36.8
     for name in ("multi30k_de_en_45min", "multi30k_de_en"):
-        full = ROOT / "results" / "translation" / f"{name}.json"
+        full = results_dir / "translation" / f"{name}.json"
         key = "bleu_seqnlp_45min" if name.endswith("45min") else "bleu_seqnlp_any_budget"
         results[key] = json.loads(full.read_text())["metrics"]["bleu"] if full.is_file() else None
 
@@ -225,12 +225,14 @@ def main() -> int:
                    help="torch threads of both toolkits (1: two threads collapse when other jobs share the cores)")
     p.add_argument("--minutes", type=float, default=3.0, help="our training minutes per variant")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--results", type=Path, default=ROOT / "results",
+                   help="where the full runs' results/translation/*.json are (for the BLEU fields)")
     p.add_argument("--update-bleu", action="store_true",
                    help="only fill in the full runs' BLEU (results/translation/*.json) in an existing --json file")
     args = p.parse_args()
     if args.update_bleu:
         results = json.loads(args.json.read_text())
-        add_full_run_bleu(results)
+        add_full_run_bleu(results, args.results)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps({k: v for k, v in results.items() if k.startswith("bleu")}, indent=2))
         return 0
@@ -258,7 +260,7 @@ def main() -> int:
                                                  / joey["train_target_tok_per_s"], 2)
         results[f"decode_speedup_{name}"] = round(results[name]["decode_sent_per_s"] / joey["decode_sent_per_s"], 2)
     results["source_target_ratio"] = round(ratio, 4)
-    add_full_run_bleu(results)
+    add_full_run_bleu(results, args.results)
     results["command"] = " ".join(sys.argv)
     text = json.dumps(results, indent=2)
     print(text)
