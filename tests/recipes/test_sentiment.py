@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import seqnlp
+import seqnlp.train.checkpoint
 from seqnlp.config import load_config
 from seqnlp.data.errors import DataError
 from seqnlp.data.loading import DataSpec
@@ -126,6 +127,19 @@ def test_finetune_on_other_dataset_with_new_labels(smoke_run, tmp_path):
     old, new = seqnlp.load(smoke_run), seqnlp.load(out)
     assert new.tokenizer.vocab() == old.tokenizer.vocab()
     assert new.model.embed.weight.shape == old.model.embed.weight.shape
+
+
+def test_finetune_from_lm_pretraining_checkpoint(smoke_run, tmp_path):
+    """The LM stage's checkpoint can start a classifier too (embeddings + encoder; a new head), but is no
+    predictor by itself."""
+    with pytest.raises(seqnlp.train.checkpoint.CheckpointError, match="LM-pretraining checkpoint"):
+        seqnlp.load(smoke_run / "pretrain")
+    out = tmp_path / "from_lm"
+    rc = main(["--config", SMOKE, f"output_dir={out}", f"init_from={smoke_run / 'pretrain'}", "pretrain.enabled=false",
+               "train.max_steps=2", "train.eval_every=2"])
+    assert rc == 0
+    init = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["head"] for r in init if r["event"] == "init_from"] == ["new"]
 
 
 def test_finetune_on_rotten_tomatoes_same_labels(smoke_run, tmp_path):
