@@ -112,7 +112,9 @@ def test_cpu_minutes_budget_stops_training(data_dir, tmp_path):
     assert main(["--config", str(CONFIG), f"output_dir={out}", "cpu_minutes=0.0001", "train.max_steps=0",
                  "data.eval_limit=5", "attention_plot=0"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["stop_reason"] == "cpu_minutes" and metrics["steps"] == 1 and metrics["train_cpu_minutes"] > 0
+    assert metrics["stop_reason"] == "cpu_minutes" and metrics["steps"] == 1
+    end = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()][-1]
+    assert end["event"] == "end" and end["reason"] == "cpu_minutes" and end["train_cpu_seconds"] > 0
 
 
 # ------------------------------------------------------------------------------------------- units
