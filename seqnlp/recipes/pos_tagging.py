@@ -4,7 +4,9 @@ Each word is its word embedding concatenated with character features of its spel
 CNN run once per distinct word of a batch); a BiLSTM contextualises the sentence and each token is tagged
 by a softmax, or the whole sentence by a linear-chain CRF with Viterbi decoding (``model.crf``). The
 lecture's one-to-one baseline -- a fixed-window MLP over the +-l neighbouring words -- is
-``model.encoder=window``.
+``model.encoder=window``. Word embeddings are looked up by the lowercased, digit-normalised form (the
+characters keep case and digits); pretrained vectors (``model.pretrained``, built from unlabelled text by
+``recipes/word_vectors.py``) can be added as a fixed table that also extends the vocabulary.
 
     python recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml
     python recipes/pos_tagging.py --mode evaluate --model runs/pos_ud_ewt --split validation
