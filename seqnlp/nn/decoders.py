@@ -25,7 +25,7 @@ class DecoderState:
     """Everything one decoding step needs, batch-major except the LSTM state.
 
     h, c: (L, B, H); feed: (B, O) previous attentional vector or None; memory (B, S, K);
-    mask (B, S); keys (B, S, A) attention keys projected once.
+    mask (B, S); keys (B, S, A) attention keys projected once; src_id (B,) the source sentence of each row.
     """
 
     h: Tensor
@@ -34,16 +34,29 @@ class DecoderState:
     memory: Tensor | None
     mask: Tensor | None
     keys: Tensor | None
+    src_id: Tensor | None = None
 
     def reorder(self, index: Tensor) -> DecoderState:
-        """Select / repeat batch rows (beam search)."""
-        out = {}
+        """Select / repeat batch rows (beam search).
+
+        The source-side tensors (memory, mask, keys) depend only on each row's source sentence: when every new
+        row comes from the same sentence as the old row in its place (beam search shuffling hypotheses within
+        their sentences, nothing dropped), they are reused instead of copied.
+        """
+        src_id = self.src_id.index_select(0, index) if self.src_id is not None else None
+        same_sources = src_id is not None and src_id.shape == self.src_id.shape and bool(
+            torch.equal(src_id, self.src_id))
+        out = {"src_id": src_id}
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "src_id":
+                continue
             if v is None:
                 out[f.name] = None
             elif f.name in ("h", "c"):
                 out[f.name] = v.index_select(1, index)
+            elif same_sources and f.name in ("memory", "mask", "keys"):
+                out[f.name] = v
             else:
                 out[f.name] = v.index_select(0, index)
         return DecoderState(**out)
@@ -89,7 +102,8 @@ class LSTMDecoder(nn.Module):
         """State before the first step; h, c (L, B, H) from a bridge."""
         keys = self.attention.precompute(memory) if self.attention is not None else None
         feed = h.new_zeros(h.shape[1], self.output_size) if self.input_feeding else None
-        return DecoderState(h, c, feed, memory, mask, keys)
+        src_id = torch.arange(h.shape[1], device=h.device)
+        return DecoderState(h, c, feed, memory, mask, keys, src_id)
 
     def _attend(self, s: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
         """s (B, T, H) LSTM outputs → h̃ (B, T, O), weights (B, T, S) or None."""
@@ -134,7 +148,7 @@ class LSTMDecoder(nn.Module):
         if self.input_feeding:
             x = torch.cat([x, state.feed[:, None]], dim=-1)
         s, (h, c) = self.rnn(x, (state.h, state.c))
-        new = DecoderState(h, c, state.feed, state.memory, state.mask, state.keys)
+        new = DecoderState(h, c, state.feed, state.memory, state.mask, state.keys, state.src_id)
         att, w = self._attend(self.dropout(s), new)
         if self.input_feeding:
             new.feed = att[:, 0]
