@@ -14,7 +14,7 @@ cd "$ROOT"
 OUT=${OUT:-/tmp/gpu_out}
 DRY=${DRY:-0}
 PHASE2_MIN=${PHASE2_MIN:-4.5}      # training minutes of each phase-2 run (evaluation comes on top)
-JOB_LIMIT=${JOB_LIMIT:-420}        # hard wall limit of each phase-2 job, seconds
+JOB_LIMIT=${JOB_LIMIT:-400}        # hard wall limit of each phase-2 job, seconds
 mkdir -p "$OUT" logs gpu_runs
 export SEQNLP_DATA=${SEQNLP_DATA:-$ROOT/.devdata} HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 export PYTHONPATH=$ROOT
@@ -26,7 +26,7 @@ elif ls .whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH=$ROOT:/tmp/site
 fi
 
-GPU="train.device=cuda train.precision=auto train.progress=false record=true"
+GPU="train.device=cuda train.progress=false record=true"  # precision: each config's own (auto = bf16 autocast on CUDA)
 
 # name | recipe | config | extra overrides (phase 2: all at once)
 JOBS=$(cat <<'EOF'
@@ -69,13 +69,13 @@ $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.backend
 start=$(date +%s)
 
 # --- phase 1: throughput alone ---------------------------------------------------------------
-timeout 60 $PY benchmarks/lstm_step.py --device cuda --json results/benchmarks/lstm_step_cuda.json \
+timeout 40 $PY benchmarks/lstm_step.py --device cuda --json results/benchmarks/lstm_step_cuda.json \
   > logs/lstm_step_cuda.log 2>&1
 # translation and tagging training throughput on the otherwise idle GPU (steps capped; log_every small)
-timeout 90 $PY recipes/translation.py --config recipes/configs/translation/multi30k_de_en.yaml $GPU record=false \
+timeout 60 $PY recipes/translation.py --config recipes/configs/translation/multi30k_de_en.yaml $GPU record=false \
   train.threads=4 cpu_minutes=0 train.max_steps=400 train.log_every=50 train.eval_every=100000 data.eval_limit=200 \
   output_dir=gpu_runs/throughput_mt > logs/throughput_mt.log 2>&1
-timeout 60 $PY recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml $GPU record=false \
+timeout 45 $PY recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml $GPU record=false \
   train.threads=4 train.max_steps=400 train.log_every=50 output_dir=gpu_runs/throughput_pos \
   > logs/throughput_pos.log 2>&1
 echo "phase 1 done after $(( $(date +%s) - start )) s" >> logs/timeline.txt
