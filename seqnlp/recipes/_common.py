@@ -58,14 +58,20 @@ def write_json(path: str | Path, data) -> None:
     os.replace(tmp, path)
 
 
+def command_line() -> str:
+    """The command as a user would type it again: ``python recipes/x.py ...`` or ``seqnlp train ...``."""
+    argv0 = sys.argv[0]
+    head = ["seqnlp"] if argv0.endswith("seqnlp") else (["python", argv0] if argv0.endswith(".py") else [argv0])
+    return " ".join(head + sys.argv[1:])
+
+
 def record_result(task: str, config_path: str | None, output_dir: Path, metrics: dict, wall: float,
                   extra: dict | None = None) -> dict:
     """``output_dir/result.json``: metrics, the exact command, commit, wall seconds, machine."""
     rec = {
         "task": task,
         "config": config_path,
-        "command": " ".join([Path(sys.argv[0]).name if sys.argv[0].endswith("seqnlp") else sys.argv[0],
-                             *sys.argv[1:]]),
+        "command": command_line(),
         "commit": git_commit(),
         "wall_seconds": round(wall, 1),
         "machine": machine(),
