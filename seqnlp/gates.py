@@ -113,9 +113,11 @@ def render_png(text: str, acts: dict[str, Tensor], units: Sequence[int], path: s
         ax.set_ylabel(f"unit {unit}\n{name}", rotation=0, ha="right", va="center", fontsize=7)
         drawn = np.ma.getdata(im.get_array()).reshape(-1)[:T]
         pic.values[(unit, key)] = drawn.tolist()
+    top = 1.0
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        top = 1 - 0.3 / fig.get_figheight()  # room for the title above the first panel
+        fig.suptitle(title, fontsize=9, y=0.995)
+    fig.tight_layout(rect=(0, 0, 1, top))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

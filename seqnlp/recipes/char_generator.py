@@ -45,6 +45,7 @@ from ..data.tokenizers import Tokenizer
 from ..gates import lstm_activations, pick_units, render_html, render_png
 from ..metrics import bits_per_char
 from ..nn.embeddings import Embeddings
+from ..nn.weight_drop import WeightDropGRU, WeightDropLSTM, WeightDropRNN
 from ..nn.window import WindowEncoder
 from ..tasks.lm import CausalWindow, LanguageModel, generate, stream_loss
 from ..train import checkpoint as ck
@@ -96,6 +97,7 @@ class ModelConfig:
     activation: str = "tanh"  # window MLP: tanh | relu | gelu | sigmoid
     dropout: float = 0.25  # between recurrent layers and before the output layer (window: on every MLP input)
     embed_dropout: float = 0.0
+    weight_drop: float = 0.0  # DropConnect on the recurrent weights W_hh (AWD-LSTM's weight-dropped LSTM)
     tie_embeddings: bool = False  # share input and output character tables (+ a projection if hidden != embed_dim)
     param_budget: int = 0  # > 0: choose `hidden` so the model has about this many parameters
 
@@ -136,7 +138,7 @@ def model_args_from(cfg: ModelConfig, vocab_size: int, num_conditions: int) -> d
         raise ValueError(f"model.cell must be one of {CELLS}, got {cfg.cell!r}")
     args = {"vocab_size": vocab_size, "cell": cfg.cell, "embed_dim": cfg.embed_dim, "hidden": cfg.hidden,
             "layers": cfg.layers, "window": cfg.window, "activation": cfg.activation, "dropout": cfg.dropout,
-            "embed_dropout": cfg.embed_dropout, "tie_embeddings": cfg.tie_embeddings,
+            "embed_dropout": cfg.embed_dropout, "weight_drop": cfg.weight_drop, "tie_embeddings": cfg.tie_embeddings,
             "num_conditions": num_conditions}
     if cfg.param_budget > 0:
         args["hidden"] = hidden_for_budget(args, cfg.param_budget)
@@ -166,15 +168,16 @@ def hidden_for_budget(model_args: dict, budget: int, multiple: int = 8) -> int:
 
 def build_model(vocab_size: int, cell: str, embed_dim: int, hidden: int, layers: int, window: int,
                 activation: str, dropout: float, embed_dropout: float, tie_embeddings: bool,
-                num_conditions: int) -> LanguageModel:
+                num_conditions: int, weight_drop: float = 0.0) -> LanguageModel:
     """The one place where model arguments become modules."""
     embed = Embeddings(vocab_size, embed_dim, padding_idx=0, dropout=embed_dropout)
     if cell == "window":
         encoder = CausalWindow(WindowEncoder(embed_dim, window_left=window - 1, window_right=0, hidden_size=hidden,
                                              num_layers=layers, dropout=dropout, activation=activation))
     else:
-        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-        encoder = rnn(embed_dim, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        rnn = {"lstm": WeightDropLSTM, "gru": WeightDropGRU, "rnn": WeightDropRNN}[cell]
+        encoder = rnn(embed_dim, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0,
+                      weight_drop=weight_drop)
     return LanguageModel(embed, encoder, vocab_size, dropout=dropout if cell != "window" else 0.0,
                          tie_embeddings=tie_embeddings, num_conditions=num_conditions)
 
