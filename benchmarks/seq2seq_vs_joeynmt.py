@@ -20,10 +20,10 @@ on CPUs with AMX, and 2,000-token batches. Our input-feeding and fp32 variants a
 
 Joey NMT lives in its own virtual environment (not a seqnlp dependency)::
 
-    python -m venv /work/joey-venv
-    /work/joey-venv/bin/pip install torch==2.13.0 joeynmt==2.3.0 importlib_metadata sentencepiece==0.2.0
+    python -m venv ../joey-venv
+    ../joey-venv/bin/pip install torch==2.13.0 joeynmt==2.3.0 importlib_metadata sentencepiece==0.2.0
 
-    python benchmarks/seq2seq_vs_joeynmt.py --joey-python /work/joey-venv/bin/python \\
+    python benchmarks/seq2seq_vs_joeynmt.py --joey-python ../joey-venv/bin/python \\
         --json results/benchmarks/seq2seq_vs_joeynmt.json
     python benchmarks/seq2seq_vs_joeynmt.py --update-bleu --json results/benchmarks/seq2seq_vs_joeynmt.json
 """
@@ -217,7 +217,7 @@ def add_full_run_bleu(results: dict, results_dir: Path = ROOT / "results") -> No
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--joey-python", default="/work/joey-venv/bin/python", help="python of Joey NMT's venv")
+    p.add_argument("--joey-python", default="../joey-venv/bin/python", help="python of Joey NMT's venv")
     p.add_argument("--data-root", type=Path,
                    default=Path(os.environ.get("SEQNLP_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--work", type=Path, default=Path("/tmp/seq2seq_vs_joeynmt"))

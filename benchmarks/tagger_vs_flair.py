@@ -1,6 +1,6 @@
 """Our BiLSTM-CRF POS tagger against Flair's SequenceTagger, side by side on the same data and cores.
 
-    python benchmarks/tagger_vs_flair.py [--minutes 2.5] [--flair-python /work/flair-venv/bin/python]
+    python benchmarks/tagger_vs_flair.py [--minutes 2.5] [--flair-python ../flair-venv/bin/python]
 
 Both taggers are trained from scratch on UD English-EWT UPOS (train split, read by the same reader below)
 for a fixed wall-clock window, and then tag the test split in batches of 64 sentences. Each side runs in its
@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAIR_TEST_ACCURACY = 0.9382  # Flair 0.15.1 from scratch, 38 min (17 epochs) on this machine: from the issue
-FLAIR_COMMAND = ("python3 -m venv /work/flair-venv && /work/flair-venv/bin/pip install torch==2.13.0 "
+FLAIR_COMMAND = ("python3 -m venv ../flair-venv && ../flair-venv/bin/pip install torch==2.13.0 "
                  "flair==0.15.1")
 
 
@@ -240,7 +240,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=2.5, help="training window per side (after warm-up)")
     p.add_argument("--minutes-b32", type=float, default=1.0, help="ours: extra window with 32-sentence batches")
-    p.add_argument("--flair-python", default="/work/flair-venv/bin/python",
+    p.add_argument("--flair-python", default="../flair-venv/bin/python",
                    help=f"python of a venv with Flair ({FLAIR_COMMAND})")
     p.add_argument("--output", default=str(ROOT / "results" / "benchmarks" / "tagger_vs_flair.json"))
     p.add_argument("--ours-result", default=str(ROOT / "results" / "pos_tagging" / "ud_ewt_40min.json"),
