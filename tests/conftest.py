@@ -22,10 +22,22 @@ def seed():
     return 0
 
 
-@pytest.fixture
-def real_data() -> Path:
-    """The real datasets (``SEQNLP_DATA``); CI sets it. Skips only when the directory is absent."""
-    root = Path(os.environ.get("SEQNLP_DATA", "../shared/data"))
+@pytest.fixture(scope="session")
+def real_data_root():
+    """The real datasets (``SEQNLP_DATA``, else ``../shared/data``; CI sets it), resolved and exported as
+    ``SEQNLP_DATA`` for the recipes run in the tests. Skips only when the directory is absent."""
+    root = Path(os.environ.get("SEQNLP_DATA", "../shared/data")).resolve()
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set SEQNLP_DATA)")
-    return root
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEQNLP_DATA", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def data_dir(real_data_root, request) -> Path:
+    """The real dataset folder a recipe test module names in ``DATA`` (``"translation/multi30k"``)."""
+    path = real_data_root / request.module.DATA
+    if not path.is_dir():
+        pytest.skip(f"{path} not found (set SEQNLP_DATA)")
+    return path

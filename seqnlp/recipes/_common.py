@@ -19,8 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from ..config import ConfigError, load_config, save_config, to_dict
+from ..config import ConfigError, from_dict, load_config, save_config, to_dict
+from ..train.checkpoint import CheckpointError, read_config, resolve
 
 
 def git_commit() -> str:
@@ -152,3 +154,23 @@ def config_name(config_path: str | None) -> str:
 
 __all__ = ["recipe_main", "record_result", "save_result_copy", "write_json", "prepare_run", "config_name",
            "git_commit", "machine", "to_dict"]
+
+
+def stored_config(model_dir, overrides: list[str] | None, task: str, config_cls: type) -> tuple[Path, object]:
+    """The checkpoint of ``model_dir`` and its stored ``config_cls`` config with command-line overrides
+    (``search.beam_size=10``) applied. A checkpoint of another task is refused by name."""
+    ckpt = resolve(model_dir)
+    stored = read_config(ckpt)
+    if stored.get("task") != task:
+        raise CheckpointError(f"{ckpt} is a {stored.get('task')!r} model, not a {task} model")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(from_dict(config_cls, stored["config"])),
+                                 OmegaConf.from_dotlist(list(overrides or [])))
+        return ckpt, OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad override: {e}") from None
+
+
+def one_line(text: str) -> str:
+    """A hypothesis as one line of a file: line breaks of any kind (\\r, \\u2028, ...) become spaces."""
+    return " ".join(text.splitlines())

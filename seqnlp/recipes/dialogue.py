@@ -39,8 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
 from ..config import ConfigError, from_dict, to_dict
@@ -54,7 +52,16 @@ from ..tasks.seq2seq import Seq2Seq, build_seq2seq
 from ..train.checkpoint import CheckpointError, load_weights, read_config, resolve
 from ..train.device import pick_device
 from ..train.loop import TrainConfig, Trainer
-from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
+from ._common import (
+    config_name,
+    one_line,
+    prepare_run,
+    recipe_main,
+    record_result,
+    save_result_copy,
+    stored_config,
+    write_json,
+)
 from ._seq2seq import SEARCH_METHODS, SearchConfig, Seq2SeqCollate, decode_texts, score, train_tokenizers
 
 TASK = "dialogue"
@@ -550,7 +557,7 @@ def evaluate_split(responder: Responder, dialogues: list[list[str]], cfg: Config
                            **_search_summary(search)}
         if out_dir is not None:
             Path(out_dir, f"replies.{split}.{method}.txt").write_text(
-                "".join(_one_line(r) + "\n" for r in replies[method]), newline="\n")
+                "".join(one_line(r) + "\n" for r in replies[method]), newline="\n")
     default = cfg.search.method
     metrics.update({"compare": list(cfg.compare), "default": default, "decoded": len(chosen),
                     "test_stats": to_dict(st)})
@@ -579,35 +586,19 @@ def samples_markdown(samples: list[dict], methods: Sequence[str]) -> str:
     blocks = []
     for i, s in enumerate(samples, 1):
         lines = [f"**{i}.**", ""]
-        lines += [f"> {_one_line(t) or '(empty turn)'}  " for t in s["context"]]
-        lines += ["", f"- reference: {_one_line(s['reference'])}"]
-        lines += [f"- {m}: {_one_line(s[m]) or '(empty reply)'}" for m in methods]
+        lines += [f"> {one_line(t) or '(empty turn)'}  " for t in s["context"]]
+        lines += ["", f"- reference: {one_line(s['reference'])}"]
+        lines += [f"- {m}: {one_line(s[m]) or '(empty reply)'}" for m in methods]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.splitlines())
-
 
 # ------------------------------------------------------------------------------------------- evaluate / predict / chat
-def _stored_config(model_dir, overrides: list[str]) -> tuple[Path, Config]:
-    """The checkpoint and its stored config with command-line overrides (``search.top_p=0.8``) applied."""
-    ckpt = resolve(model_dir)
-    stored = read_config(ckpt)
-    if stored.get("task") != TASK:
-        raise CheckpointError(f"{ckpt} is a {stored.get('task')!r} model, not a dialogue model")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(from_dict(Config, stored["config"])),
-                                 OmegaConf.from_dotlist(list(overrides or [])))
-        return ckpt, OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"bad override: {e}") from None
-
 
 def evaluate(model_dir, args) -> dict:
     """Score a trained model on ``--split`` (default test): prints and writes ``eval_<split>.json``."""
-    ckpt, cfg = _stored_config(model_dir, args.overrides)
+    ckpt, cfg = stored_config(model_dir, args.overrides, TASK, Config)
     responder = _load(ckpt, cfg, pick_device(cfg.train.device))
     splits = load_data(cfg.data)
     if args.split not in splits:
@@ -638,7 +629,7 @@ def predict(model_dir, args) -> None:
 
     Writes one reply a line to ``--output``; with ``search.n_best=N`` (N > 1) lines ``i ||| reply ||| score``.
     """
-    ckpt, cfg = _stored_config(model_dir, args.overrides)
+    ckpt, cfg = stored_config(model_dir, args.overrides, TASK, Config)
     responder = _load(ckpt, cfg, pick_device(cfg.train.device))
     contexts = [parse_context(line) for line in _read_lines(args.input)]
     nbest = responder.respond_nbest(contexts, progress=args.output != "-")
@@ -648,9 +639,9 @@ def predict(model_dir, args) -> None:
               f"{cfg.data.max_src_len} subwords and lost {st.turns_dropped} oldest turns, {st.tokens_cut} "
               f"subwords", file=sys.stderr)
     if cfg.search.n_best > 1:
-        text = "".join(f"{i} ||| {_one_line(h)} ||| {s:.4f}\n" for i, n in enumerate(nbest) for h, s in n)
+        text = "".join(f"{i} ||| {one_line(h)} ||| {s:.4f}\n" for i, n in enumerate(nbest) for h, s in n)
     else:
-        text = "".join(_one_line(n[0][0]) + "\n" for n in nbest)
+        text = "".join(one_line(n[0][0]) + "\n" for n in nbest)
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -668,7 +659,7 @@ def chat(model_dir, args) -> None:
     line, so a scripted session's output is easy to read back. ``/reset``, ``/history``, ``/help`` and
     ``/quit`` are commands; blank lines are ignored. Notes go to stderr.
     """
-    ckpt, cfg = _stored_config(model_dir, args.overrides)
+    ckpt, cfg = stored_config(model_dir, args.overrides, TASK, Config)
     session = ChatSession(_load(ckpt, cfg, pick_device(cfg.train.device)))
     stream = iter(sys.stdin if args.input == "-" else open_text(args.input))
     tty = args.input == "-" and sys.stdin.isatty()

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ..config import ConfigError, from_dict, to_dict
 from ..data.batching import BatchIterator, TokenBucketSampler
@@ -37,7 +35,16 @@ from ..tasks.seq2seq import Seq2Seq, build_seq2seq
 from ..train.checkpoint import CheckpointError, load_train_state, load_weights, read_config, resolve
 from ..train.device import autocast, pick_device, pick_dtype, set_threads
 from ..train.loop import TrainConfig, Trainer
-from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
+from ._common import (
+    config_name,
+    one_line,
+    prepare_run,
+    recipe_main,
+    record_result,
+    save_result_copy,
+    stored_config,
+    write_json,
+)
 from ._seq2seq import (
     EncodeStats,
     SearchConfig,
@@ -412,7 +419,7 @@ def evaluate_split(translator: Translator, examples: list[dict], hyps_path: Path
         _report(st, "evaluation")
     sc = score(hyps, [e["target"] for e in examples])
     if hyps_path is not None:
-        Path(hyps_path).write_text("".join(_one_line(h) + "\n" for h in hyps), newline="\n")
+        Path(hyps_path).write_text("".join(one_line(h) + "\n" for h in hyps), newline="\n")
     s = search or translator.search
     sc.update({"search": s.method, "beam_size": s.beam_size if s.method == "beam" else 1,
                "length_penalty": s.length_penalty, "sentences": len(hyps),
@@ -421,23 +428,10 @@ def evaluate_split(translator: Translator, examples: list[dict], hyps_path: Path
 
 
 # ------------------------------------------------------------------------------------------- evaluate / predict
-def _stored_config(model_dir, overrides: list[str]) -> tuple[Path, Config]:
-    """The checkpoint and its stored config with command-line overrides (``search.beam_size=10``) applied."""
-    ckpt = resolve(model_dir)
-    stored = read_config(ckpt)
-    if stored.get("task") != TASK:
-        raise CheckpointError(f"{ckpt} is a {stored.get('task')!r} model, not a translation model")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(from_dict(Config, stored["config"])),
-                                 OmegaConf.from_dotlist(list(overrides or [])))
-        return ckpt, OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"bad override: {e}") from None
-
 
 def evaluate(model_dir, args) -> dict:
     """Score a trained model on ``--split`` (default test): prints and writes ``eval_<split>.json``."""
-    ckpt, cfg = _stored_config(model_dir, args.overrides)
+    ckpt, cfg = stored_config(model_dir, args.overrides, TASK, Config)
     translator = _load(ckpt, cfg, pick_device(cfg.train.device))
     splits = load_data(cfg.data)
     if args.split not in splits:
@@ -453,10 +447,6 @@ def evaluate(model_dir, args) -> dict:
     return metrics
 
 
-def _one_line(text: str) -> str:
-    """A hypothesis as one line of a file: line breaks of any kind (\\r, \\u2028, ...) become spaces."""
-    return " ".join(text.splitlines())
-
 
 def _read_input(path: str) -> list[str]:
     if path == "-":
@@ -469,7 +459,7 @@ def predict(model_dir, args) -> None:
 
     With ``search.n_best=N`` (N > 1) each line is ``i ||| translation ||| score`` (N lines per input).
     """
-    ckpt, cfg = _stored_config(model_dir, args.overrides)
+    ckpt, cfg = stored_config(model_dir, args.overrides, TASK, Config)
     translator = _load(ckpt, cfg, pick_device(cfg.train.device))
     lines = _read_input(args.input)
     nbest = translator.translate_nbest(lines, progress=args.output != "-")
@@ -478,9 +468,9 @@ def predict(model_dir, args) -> None:
         print(f"note: {st.src_truncated} of {st.examples} inputs were longer than data.max_src_len="
               f"{cfg.data.max_src_len} subwords and were truncated", file=sys.stderr)
     if cfg.search.n_best > 1:
-        text = "".join(f"{i} ||| {_one_line(h)} ||| {s:.4f}\n" for i, n in enumerate(nbest) for h, s in n)
+        text = "".join(f"{i} ||| {one_line(h)} ||| {s:.4f}\n" for i, n in enumerate(nbest) for h, s in n)
     else:
-        text = "".join(_one_line(n[0][0]) + "\n" for n in nbest)
+        text = "".join(one_line(n[0][0]) + "\n" for n in nbest)
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -489,7 +479,7 @@ def predict(model_dir, args) -> None:
 
 def attention(model_dir, args) -> None:
     """Heatmap of the attention of the model's greedy translations of ``--input`` lines (PNG to ``--output``)."""
-    ckpt, cfg = _stored_config(model_dir, args.overrides)
+    ckpt, cfg = stored_config(model_dir, args.overrides, TASK, Config)
     translator = _load(ckpt, cfg, pick_device(cfg.train.device))
     lines = [s for s in _read_input(args.input) if s.strip()][: args.max_sentences]
     if not lines:

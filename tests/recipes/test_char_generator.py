@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -28,6 +27,8 @@ SMOKE = str(CONFIGS / "smoke.yaml")
 QUICK = ["train.max_steps=4", "train.eval_every=0", "sample.chars=20", "sample.gates_chars=0", "data.max_chars=8000"]
 
 
+DATA = "char/tinyshakespeare"  # the real data the smoke runs read (conftest's data_dir)
+
 @pytest.fixture(autouse=True)
 def keep_threads():
     n = torch.get_num_threads()  # the smoke config pins torch to 1 thread; give the other tests theirs back
@@ -36,17 +37,7 @@ def keep_threads():
 
 
 @pytest.fixture(scope="module")
-def data_root():
-    root = Path(os.environ.get("SEQNLP_DATA", "../shared/data")).resolve()
-    if not (root / "char" / "tinyshakespeare").is_dir():
-        pytest.skip(f"real data not found at {root} (set SEQNLP_DATA)")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEQNLP_DATA", str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, data_root) -> Path:
+def smoke_run(tmp_path_factory, data_dir) -> Path:
     out = tmp_path_factory.mktemp("char_smoke")
     assert cg.main(["--config", SMOKE, f"output_dir={out}"]) == 0
     return out
@@ -132,7 +123,7 @@ def test_gate_picture_shows_the_explicit_lstm_activations(smoke_run, tmp_path):
     assert torch.allclose(torch.tensor(from_html[:n], dtype=torch.float64), last["forget"][:, 0].double(), atol=1e-6)
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, data_root):
+def test_resumed_run_equals_uninterrupted_run(tmp_path, data_dir):
     common = ["--config", SMOKE, *QUICK, "train.decay_steps=6", "train.log_every=1", "train.eval_every=3",
               "data.max_chars=6000", "model.dropout=0.3", "model.weight_drop=0.2"]
     assert cg.main([*common, "train.max_steps=6", f"output_dir={tmp_path / 'a'}"]) == 0
@@ -152,7 +143,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, data_root):
 
 
 @pytest.mark.parametrize("cell", ["window", "rnn"])
-def test_baselines_at_a_parameter_budget(cell, tmp_path, data_root, capsys):
+def test_baselines_at_a_parameter_budget(cell, tmp_path, data_dir, capsys):
     budget = 30_000
     assert cg.main(["--config", SMOKE, *QUICK, f"model.cell={cell}", f"model.param_budget={budget}",
                     f"output_dir={tmp_path}"]) == 0

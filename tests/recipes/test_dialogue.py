@@ -3,7 +3,6 @@
 import io
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -30,15 +29,7 @@ from seqnlp.recipes.dialogue import (
 
 CONFIG = Path(__file__).parents[2] / "recipes" / "configs" / "dialogue" / "smoke.yaml"
 GREEDY = ["search.method=greedy"]
-
-
-@pytest.fixture(scope="module")
-def data_dir():
-    root = Path(os.environ.get("SEQNLP_DATA", Path(__file__).parents[3] / "shared" / "data"))
-    if not (root / "dialogue" / "dailydialog").is_dir():
-        pytest.skip(f"no DailyDialog under {root}")
-    os.environ["SEQNLP_DATA"] = str(root)
-    return root
+DATA = "dialogue/dailydialog"  # the real data the smoke runs read (conftest's data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,17 @@ import pytest
 
 import seqnlp
 from seqnlp.config import load_config
-from seqnlp.data.loading import data_root
 from seqnlp.recipes.pos_tagging import Config, main, tagging_metrics
 
 CONFIGS = Path(__file__).parents[2] / "recipes" / "configs" / "pos_tagging"
 TOY = Path(__file__).parents[1] / "data" / "toy" / "tagged.conllu"
+DATA = "pos/ud_english_ewt"  # the real data the smoke runs read (conftest's data_dir)
 TINY = ["model.word_dim=8", "model.char_dim=4", "model.char_hidden=4", "model.hidden=8", "train.max_steps=2",
         "train.epochs=1", "train.progress=false", "data.max_tokens=64", "train.threads=1"]
 
 
 @pytest.fixture(scope="module")
-def data():
-    if not (data_root() / "pos" / "ud_english_ewt").is_dir():
-        pytest.skip(f"POS data not found under {data_root()} (set SEQNLP_DATA)")
-
-
-@pytest.fixture(scope="module")
-def smoke_run(data, tmp_path_factory):
+def smoke_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("pos_smoke")
     assert main(["--config", str(CONFIGS / "smoke.yaml"), f"output_dir={out}"]) == 0
     return out

@@ -4,7 +4,6 @@ checkpoint on other data, cross-validation, bad input, and the LM-pretraining he
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "configs" / "sentime
 SMOKE = str(CONFIGS / "smoke.yaml")
 
 
+DATA = "sentiment/sst2"  # the real data the smoke runs read (conftest's data_dir)
+
 @pytest.fixture(autouse=True)
 def keep_threads():
     n = torch.get_num_threads()  # the configs pin torch to 1 thread; give the other tests theirs back
@@ -34,18 +35,7 @@ def keep_threads():
 
 
 @pytest.fixture(scope="module")
-def data_root():
-    """The real datasets (as conftest's ``real_data``), exported as SEQNLP_DATA for the recipe."""
-    root = Path(os.environ.get("SEQNLP_DATA", "../shared/data")).resolve()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEQNLP_DATA", str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, data_root) -> Path:
-    if not (data_root / "sentiment" / "sst2").is_dir():
-        pytest.skip(f"real data not found at {data_root} (set SEQNLP_DATA)")
+def smoke_run(tmp_path_factory, data_dir) -> Path:
     out = tmp_path_factory.mktemp("smoke")
     assert main(["--config", SMOKE, f"output_dir={out}"]) == 0
     return out

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,7 @@ from seqnlp.search import beam_search, max_lengths
 from seqnlp.tasks.seq2seq import build_seq2seq
 
 CONFIG = Path(__file__).parents[2] / "recipes" / "configs" / "translation" / "smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def data_dir():
-    root = Path(os.environ.get("SEQNLP_DATA", Path(__file__).parents[3] / "shared" / "data"))
-    if not (root / "translation" / "multi30k").is_dir():
-        pytest.skip(f"no Multi30k under {root}")
-    os.environ["SEQNLP_DATA"] = str(root)
-    return root
+DATA = "translation/multi30k"  # the real data the smoke runs read (conftest's data_dir)
 
 
 @pytest.fixture(scope="module")
