@@ -17,7 +17,13 @@ __all__ = ["WeightDropGRU", "WeightDropLSTM", "WeightDropRNN"]
 
 
 class _WeightDrop:
-    weight_drop: float
+    """Mixin before a ``torch.nn`` RNN class: its constructor plus ``weight_drop``, and the dropped forward."""
+
+    def __init__(self, *args, weight_drop: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 0.0 <= weight_drop < 1.0:
+            raise ValueError(f"weight_drop must be in [0, 1), got {weight_drop}")
+        self.weight_drop = float(weight_drop)
 
     def forward(self, input, hx=None):
         if not (self.training and self.weight_drop > 0):
@@ -37,28 +43,10 @@ class _WeightDrop:
 class WeightDropLSTM(_WeightDrop, nn.LSTM):
     """``torch.nn.LSTM(*args, **kwargs)`` with DropConnect ``weight_drop`` on ``weight_hh_l{k}``."""
 
-    def __init__(self, *args, weight_drop: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not 0.0 <= weight_drop < 1.0:
-            raise ValueError(f"weight_drop must be in [0, 1), got {weight_drop}")
-        self.weight_drop = float(weight_drop)
-
 
 class WeightDropGRU(_WeightDrop, nn.GRU):
     """``torch.nn.GRU`` with DropConnect ``weight_drop`` on ``weight_hh_l{k}``."""
 
-    def __init__(self, *args, weight_drop: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not 0.0 <= weight_drop < 1.0:
-            raise ValueError(f"weight_drop must be in [0, 1), got {weight_drop}")
-        self.weight_drop = float(weight_drop)
-
 
 class WeightDropRNN(_WeightDrop, nn.RNN):
     """``torch.nn.RNN`` (the Elman network) with DropConnect ``weight_drop`` on ``weight_hh_l{k}``."""
-
-    def __init__(self, *args, weight_drop: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not 0.0 <= weight_drop < 1.0:
-            raise ValueError(f"weight_drop must be in [0, 1), got {weight_drop}")
-        self.weight_drop = float(weight_drop)
