@@ -4,7 +4,8 @@ A task model follows one contract: ``loss(batch) -> (loss, n_items)`` where ``lo
 mean over the ``n_items`` items (tokens, sentences) of the batch. The recipe hands the
 loop a :class:`~seqnlp.data.batching.BatchIterator`, an ``evaluate(model) -> dict`` callback
 and what the checkpoint needs besides the weights; the loop does the rest: AdamW/SGD, warm-up
-and decay or reduce-on-plateau, clipping, evaluation every N steps, early stopping, progress
+and decay or reduce-on-plateau, clipping, an exponential moving average of the weights (OpenNMT-py's
+``average_decay``), evaluation every N steps, early stopping, progress
 bars with named throughput, a JSON-lines log, mixed precision on CUDA, checkpoints with exact
 resume, Ctrl-C handling and non-finite-loss checks.
 """
@@ -48,6 +49,9 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 1
     clip_grad_norm: float = 5.0  # 0: off
+    ema_decay: float = 0.0  # > 0 (e.g. 0.999): evaluate and save an exponential moving average of the weights
+    ema_start: int = 0  # the average starts as a copy of the weights after this many updates
+    ema_eval_raw: bool = False  # also evaluate the raw weights (logged as raw_<metric>; the average decides)
     eval_every: int = 0  # evaluate every N steps (0: at the end of each epoch)
     eval_metric: str = "loss"  # key of evaluate()'s dict used for best/early stopping/plateau
     eval_mode: str = "min"  # min | max
@@ -122,6 +126,46 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: i
     return torch.optim.lr_scheduler.LambdaLR(opt, lam)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's floating-point parameters (Polyak averaging).
+
+    ``update()`` after each optimizer step: ``avg = d * avg + (1 - d) * w`` with ``d = min(decay, (1 + n) / (10 + n))``
+    after ``n`` updates (the warm-up OpenNMT-py uses), the first one a plain copy. ``swap()`` exchanges the
+    model's weights and the average in place (call it twice to swap back).
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.is_floating_point()]
+        self.avg: list[torch.Tensor] = []
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if not self.avg:
+            self.avg = [p.detach().clone() for p in self.params]
+        else:
+            d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+            torch._foreach_lerp_(self.avg, [p.detach() for p in self.params], 1.0 - d)
+        self.updates += 1
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for p, a in zip(self.params, self.avg):
+            tmp = p.detach().clone()
+            p.copy_(a)
+            a.copy_(tmp)
+
+    def state_dict(self) -> dict:
+        return {"avg": [a.cpu() for a in self.avg], "updates": self.updates}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.avg = [a.to(p.device, p.dtype) for a, p in zip(st["avg"], self.params)]
+        self.updates = int(st["updates"])
+
+
 class Trainer:
     """Runs ``fit()`` for a model, its training batches and an evaluation callback.
 
@@ -130,7 +174,9 @@ class Trainer:
         train_batches: the training :class:`BatchIterator` (its sampler state is checkpointed).
         cfg: the loop's options.
         output_dir: run directory (``log.jsonl``, ``checkpoints/``).
-        evaluate: ``evaluate(model) -> dict`` of validation metrics (model in eval mode).
+        evaluate: ``evaluate(model) -> dict`` of validation metrics (model in eval mode; with
+            ``cfg.ema_decay`` it sees the averaged weights, and checkpoints hold them as the model's weights,
+            the raw ones in the training state).
         checkpoint_config: plain data written as the checkpoint's ``config.json``.
         extra_files: files of the checkpoint besides weights (see :func:`save_checkpoint`).
     """
@@ -163,6 +209,7 @@ class Trainer:
         self.skipped = 0
         self._interrupted = False
         self.history: list[dict] = []
+        self.ema = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     # --- logging ------------------------------------------------------------------------
     def log(self, record: dict) -> None:
@@ -186,12 +233,23 @@ class Trainer:
             "train_seconds": self.train_seconds,
             # state a model keeps between batches (e.g. a recurrent state carried in truncated BPTT)
             "model_state": self.model.training_state() if hasattr(self.model, "training_state") else {},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         }
 
+    def _averaged(self) -> bool:
+        return self.ema is not None and bool(self.ema.avg)
+
     def save(self, best: bool = False) -> Path:
+        """A checkpoint; with weight averaging its weights are the average (the state keeps the raw ones)."""
         name = f"step_{self.step:08d}"
-        path = ck.save_checkpoint(self.ckpt_root, name, self.model, self.ckpt_config,
-                                  self._train_state(), self.extra_files)
+        if self._averaged():
+            self.ema.swap()  # model <- average, ema.avg <- raw weights (saved in the training state)
+        try:
+            path = ck.save_checkpoint(self.ckpt_root, name, self.model, self.ckpt_config,
+                                      self._train_state(), self.extra_files)
+        finally:
+            if self._averaged():
+                self.ema.swap()
         ck.point(self.ckpt_root, ck.LATEST, name)
         if best:
             ck.point(self.ckpt_root, ck.BEST, name)
@@ -215,6 +273,10 @@ class Trainer:
         self.bad_evals = int(st["bad_evals"])
         self.skipped = int(st["skipped"])
         self.train_seconds = float(st["train_seconds"])
+        if self.ema is not None and st.get("ema"):
+            self.ema.load_state_dict(st["ema"])  # saved swapped: its avg holds the raw weights
+            if self._averaged():
+                self.ema.swap()  # model <- raw weights, ema.avg <- the average (the checkpoint's weights)
         if hasattr(self.model, "load_training_state"):
             self.model.load_training_state(st.get("model_state", {}))
         self.log({"event": "resumed", "from": str(latest.resolve().name)})
@@ -232,8 +294,17 @@ class Trainer:
             self.save()
             return {}
         self.model.eval()
-        with torch.no_grad(), autocast(self.device, self.amp_dtype):
-            metrics = self.evaluate_fn(self.model)
+        if self._averaged():
+            self.ema.swap()
+        try:
+            with torch.no_grad(), autocast(self.device, self.amp_dtype):
+                metrics = self.evaluate_fn(self.model)
+        finally:
+            if self._averaged():
+                self.ema.swap()
+        if self._averaged() and self.cfg.ema_eval_raw:
+            with torch.no_grad(), autocast(self.device, self.amp_dtype):
+                metrics.update({f"raw_{k}": v for k, v in self.evaluate_fn(self.model).items()})
         self.model.train()
         value = metrics.get(self.cfg.eval_metric)
         if value is None:
@@ -282,6 +353,8 @@ class Trainer:
         if not isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.sched.step()
         self.step += 1
+        if self.ema is not None and self.step > self.cfg.ema_start:
+            self.ema.update()
         return float(loss.detach()), int(n_items)
 
     def _done(self) -> str | None:
