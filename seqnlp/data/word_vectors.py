@@ -3,9 +3,10 @@
     write_vectors(path, words, matrix)      "N D" header, then "word v1 ... vD" per line (.gz by name)
     read_vectors(path, key=None)            -> (words, matrix (N, D) float tensor)
     split_words(text)                       -> UD English-like tokens ("don't" -> "do", "n't")
+    normalize_word(word)                    -> the key vectors are stored under ("Feb-02" -> "feb-00")
 
 Vectors are trained by :mod:`seqnlp.tasks.skipgram` (``recipes/word_vectors.py``) and read by the POS
-tagging recipe (``model.pretrained``) to initialise and extend its word vocabulary.
+tagging and sentiment recipes (``model.pretrained``) to initialise and extend their word vocabularies.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import torch
 from .errors import DataError
 from .readers import open_text
 
-__all__ = ["read_vectors", "write_vectors", "split_words"]
+__all__ = ["read_vectors", "write_vectors", "split_words", "normalize_word"]
+
+_DIGITS = str.maketrans("123456789", "000000000")
+
+
+def normalize_word(word: str) -> str:
+    """The key of a word's embedding: lowercased, every digit 0 (``"Feb-02"`` -> ``"feb-00"``)."""
+    return word.lower().translate(_DIGITS)
 
 
 def write_vectors(path: str | os.PathLike[str], words: Sequence[str], matrix: torch.Tensor, digits: int = 5) -> None:

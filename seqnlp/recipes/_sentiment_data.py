@@ -27,10 +27,15 @@ Encoded = tuple[list[int], int]  # (token ids, label index)
 
 
 # ------------------------------------------------------------------------------------------- tokenizer
-def build_tokenizer(texts: Sequence[str], vocab_size: int, min_freq: int, lowercase: bool = True) -> Tokenizer:
+def build_tokenizer(texts: Sequence[str], vocab_size: int, min_freq: int, lowercase: bool = True,
+                    extra_words: Sequence[str] = ()) -> Tokenizer:
     """A word-level tokenizer whose ``tokenizer.json`` also holds the text normalisation (HTML line breaks
     removed, NFKC, optional lowercasing) and the word/punctuation splitting, so raw text at prediction time
-    is treated exactly as the training text was. Word ids are ordered by frequency (specials first)."""
+    is treated exactly as the training text was. Word ids are ordered by frequency (specials first).
+
+    ``extra_words`` (e.g. the words of pretrained vectors) are appended after the training words, beyond
+    ``vocab_size``, so that words unseen in training still get their own row; words the normalisation or
+    splitting would never produce as one token are left out."""
     tok = _HFTokenizer(models.WordLevel(unk_token=UNK))
     steps = [normalizers.Replace(Regex(_HTML_BREAK), " "), normalizers.NFKC()]
     if lowercase:
@@ -42,6 +47,13 @@ def build_tokenizer(texts: Sequence[str], vocab_size: int, min_freq: int, lowerc
     trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_freq, special_tokens=SPECIALS,
                                         show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
+    if extra_words:
+        vocab = tok.get_vocab()
+        for w in extra_words:
+            pieces = tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(w))
+            if w not in vocab and [p for p, _ in pieces] == [w]:
+                vocab[w] = len(vocab)
+        tok.model = models.WordLevel(vocab=vocab, unk_token=UNK)
     return Tokenizer(tok)
 
 

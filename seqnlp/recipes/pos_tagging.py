@@ -39,7 +39,7 @@ from ..data.errors import DataError
 from ..data.loading import DataSpec, load_splits
 from ..data.readers import read_conllu, read_lines, write_conllu
 from ..data.tokenizers import Tokenizer
-from ..data.word_vectors import read_vectors
+from ..data.word_vectors import normalize_word, read_vectors
 from ..metrics import per_class_prf
 from ..nn.char_encoder import CharEncoder, char_table
 from ..nn.embeddings import Embeddings
@@ -116,14 +116,6 @@ class Config:
 
 
 # ------------------------------------------------------------------------------------------- features
-_DIGITS = str.maketrans("123456789", "000000000")
-
-
-def normalize_word(word: str) -> str:
-    """The key of a word's embedding: lowercased, every digit 0 (``"Feb-02"`` -> ``"feb-00"``)."""
-    return word.lower().translate(_DIGITS)
-
-
 class Featurizer:
     """Words, characters and tags <-> ids, and batches for :class:`SequenceTagger`.
 

@@ -24,6 +24,7 @@ Two ways to start from more than random weights:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import sys
@@ -39,6 +40,7 @@ from ..data.errors import DataError
 from ..data.loading import DataSpec, load_splits
 from ..data.readers import open_text
 from ..data.tokenizers import Tokenizer
+from ..data.word_vectors import normalize_word, read_vectors
 from ..metrics import accuracy, confusion_matrix, macro_f1
 from ..nn.embeddings import Embeddings
 from ..nn.encoders import RNNEncoder
@@ -110,6 +112,9 @@ class ModelConfig:
     rnn_dropout: float = 0.3  # on the encoder outputs (and between layers)
     word_dropout: float = 0.1  # replace tokens by <unk> while training
     packed: bool = False  # PackedSequence (true) or the padded run (false: same results, much faster on CPU)
+    pretrained: str = ""  # word2vec-format vectors (recipes/word_vectors.py) that initialise the embeddings
+    pretrained_max_words: int = 0  # read only the first N vectors (0: all)
+    pretrained_extend_vocab: bool = True  # words with a vector join the vocabulary even when training lacks them
 
 
 @dataclass
@@ -170,6 +175,36 @@ def model_args(m: ModelConfig, tok: Tokenizer, num_classes: int) -> dict:
             "bidirectional": m.bidirectional, "pooling": m.pooling, "dropout": m.dropout,
             "emb_dropout": m.emb_dropout, "rnn_dropout": m.rnn_dropout, "word_dropout": m.word_dropout,
             "packed": m.packed, "pad_id": tok.pad_id, "unk_id": tok.unk_id}
+
+
+def read_pretrained(m: ModelConfig) -> tuple[list[str], torch.Tensor]:
+    """``m.pretrained``'s words (as :func:`normalize_word` keys them) and vectors scaled to unit variance
+    (the scale of ``nn.Embedding``'s own initialisation); read once per process."""
+    words, vectors = _read_vectors_cached(m.pretrained, m.pretrained_max_words)
+    if vectors.size(1) != m.emb_size:
+        raise DataError(f"vectors have {vectors.size(1)} dimensions but model.emb_size={m.emb_size}", m.pretrained)
+    return words, vectors
+
+
+@functools.lru_cache(maxsize=2)
+def _read_vectors_cached(path: str, max_words: int) -> tuple[list[str], torch.Tensor]:
+    words, vectors = read_vectors(path, key=normalize_word, max_words=max_words)
+    return words, vectors / vectors.std().clamp(min=1e-6)
+
+
+def load_pretrained(model: SequenceClassifier, tok: Tokenizer, words: list[str], vectors: torch.Tensor) -> int:
+    """Copy the vector of each vocabulary entry (looked up by :func:`normalize_word`) into the embedding
+    table; returns how many rows were filled (the others keep their random initialisation)."""
+    index = {w: i for i, w in enumerate(words)}
+    rows, src = [], []
+    for word, i in tok.tok.get_vocab().items():
+        k = index.get(normalize_word(word))
+        if k is not None and i not in (tok.pad_id, tok.unk_id):
+            rows.append(i)
+            src.append(k)
+    with torch.no_grad():
+        model.embed.weight[torch.tensor(rows, dtype=torch.long)] = vectors[torch.tensor(src, dtype=torch.long)]
+    return len(rows)
 
 
 def build_lm(model: SequenceClassifier, vocab_size: int, cutoffs: list[int], pad_id: int) -> EncoderLM:
@@ -381,10 +416,18 @@ def _fit(cfg: Config, splits: dict[str, list[sd.Example]], labels: list[str], ou
         tok, model, margs = _from_checkpoint(cfg, labels, note)
     else:
         vocab_texts = [t for t, _ in splits["train"]] + extra_lm
+        vectors = read_pretrained(cfg.model) if cfg.model.pretrained else None
+        extra_words = [w for w in vectors[0] if not any(c.isdigit() for c in w)] \
+            if vectors and cfg.model.pretrained_extend_vocab else []
         tok = sd.build_tokenizer(vocab_texts, cfg.tokenizer.vocab_size, cfg.tokenizer.min_freq,
-                                 cfg.tokenizer.lowercase)
+                                 cfg.tokenizer.lowercase, extra_words=extra_words)
         margs = model_args(cfg.model, tok, len(labels))
         model = build_model(**margs)
+        if vectors:
+            filled = load_pretrained(model, tok, *vectors)
+            how = " (training words, then words only the vectors know)" if extra_words else ""
+            note(f"pretrained vectors {cfg.model.pretrained}: {filled} of the {tok.vocab_size} vocabulary "
+                 f"entries{how} start from their vector", event="pretrained", filled=filled, vocab=tok.vocab_size)
     note(f"vocabulary {tok.vocab_size}, labels {labels}, model {sum(p.numel() for p in model.parameters())} "
          f"parameters", event="model", vocab=tok.vocab_size, labels=list(labels), args=margs)
     enc = {s: encode(tok, ex, labels, d, s, note) for s, ex in splits.items()}

@@ -303,3 +303,33 @@ def test_classifier_word_dropout_only_in_training():
     b = m(batch)  # every token replaced by <unk> in training
     torch.manual_seed(1)
     assert torch.allclose(b, m(unk))
+
+
+def test_pretrained_vectors_initialise_and_extend_the_vocabulary(tmp_path):
+    """``model.pretrained``: vocabulary entries start from their (normalised-key) vector, scaled to unit
+    variance; words only the vectors know join the vocabulary; a dimension mismatch names the file."""
+    from seqnlp.data.word_vectors import write_vectors
+    from seqnlp.recipes import sentiment
+
+    rows = [("a wonderful , moving film", "1"), ("flat and tedious 1999", "0")] * 20
+    _tsv(tmp_path / "toy" / "train.tsv", rows)
+    _tsv(tmp_path / "toy" / "dev.tsv", rows[:4])
+    words = ["wonderful", "tedious", "superb", "0000", "e-mail"]
+    vecs = torch.arange(len(words) * 32, dtype=torch.float).reshape(len(words), 32)
+    write_vectors(tmp_path / "v.vec", words, vecs)
+    config = _smoke_with_data(tmp_path, name=str(tmp_path / "toy"), carve={"validation": 4}, train_limit=0,
+                              eval_limit=0)
+    out = tmp_path / "run"
+    assert main(["--config", config, f"output_dir={out}", "pretrain.enabled=false", "train.max_steps=1",
+                 "train.lr=0.0", f"model.pretrained={tmp_path / 'v.vec'}"]) == 0
+    pred = seqnlp.load(out)
+    vocab, table = pred.tokenizer.vocab(), pred.model.embed.weight.detach()
+    scaled = vecs / vecs.std()
+    assert torch.allclose(table[vocab["wonderful"]], scaled[0]) and torch.allclose(table[vocab["tedious"]], scaled[1])
+    assert torch.allclose(table[vocab["1999"]], scaled[3])  # digits -> 0, as the vectors were keyed
+    assert torch.allclose(table[vocab["superb"]], scaled[2])  # only the vectors know it: added
+    assert "e-mail" not in vocab and "0000" not in vocab  # never one token here / a digit key
+    notes = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["filled"] for r in notes if r["event"] == "pretrained"] == [4]
+    with pytest.raises(DataError, match="v.vec.*emb_size=16|emb_size=16"):
+        sentiment.read_pretrained(sentiment.ModelConfig(emb_size=16, pretrained=str(tmp_path / "v.vec")))
