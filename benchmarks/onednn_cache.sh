@@ -15,7 +15,7 @@ for cap in default 128 0; do
   out="$work/run_$cap"
   /usr/bin/time -f "%M" -o "$work/rss_$cap" env "${env_cap[@]}" python recipes/translation.py \
     --config recipes/configs/translation/multi30k_de_en_45min.yaml output_dir="$out" train.progress=false \
-    train.max_steps="$steps" train.max_minutes=0 train.eval_every=100000 train.epochs=1 train.threads=2 \
+    train.max_steps="$steps" train.eval_every=100000 train.epochs=1 train.threads=2 \
     train.log_every=50 data.eval_limit=50 >/dev/null 2>"$work/err_$cap" || true
   python - "$out/log.jsonl" "$work/rss_$cap" "$cap" <<'PY'
 import json, sys
