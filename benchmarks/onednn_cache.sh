@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What capping oneDNN's primitive cache costs in speed and saves in memory for bf16-autocast training on a CPU.
 # Runs the same 200 training steps of the Multi30k de->en 45-minute config (2 threads; validation and test cut to 50 sentences) three times, with the
-# cache at its default, at 128 and at 0 entries, alternating, and prints target tokens/s (mean over the logged
+# cache at its default, at 128 and at 0 entries, one after the other, and prints target tokens/s (mean over the logged
 # windows after the first) and peak RSS for each. Run it with the machine otherwise idle:
 #     bash benchmarks/onednn_cache.sh [steps] > results/benchmarks/onednn_cache.txt
 set -euo pipefail
