@@ -2,6 +2,7 @@
 
     write_vectors(path, words, matrix)      "N D" header, then "word v1 ... vD" per line (.gz by name)
     read_vectors(path, key=None)            -> (words, matrix (N, D) float tensor)
+    read_embedding_init(path, dim, name)    -> the same, checked against an embedding size, unit variance
     split_words(text)                       -> UD English-like tokens ("don't" -> "do", "n't")
     normalize_word(word)                    -> the key vectors are stored under ("Feb-02" -> "feb-00")
 
@@ -21,7 +22,7 @@ import torch
 from .errors import DataError
 from .readers import open_text
 
-__all__ = ["read_vectors", "write_vectors", "split_words", "normalize_word"]
+__all__ = ["read_vectors", "read_embedding_init", "write_vectors", "split_words", "normalize_word"]
 
 _DIGITS = str.maketrans("123456789", "000000000")
 
@@ -125,3 +126,14 @@ def split_words(text: str) -> list[str]:
         else:
             out.append(w)
     return out
+
+
+def read_embedding_init(path: str | os.PathLike[str], dim: int, dim_name: str,
+                        key: Callable[[str], str] | None = None, max_words: int = 0) -> tuple[list[str], torch.Tensor]:
+    """:func:`read_vectors` for initialising an embedding table of width ``dim`` (the config key ``dim_name``,
+    named in the error when the file's width differs), scaled to unit variance like ``nn.Embedding``'s own
+    initialisation."""
+    words, vectors = read_vectors(path, key=key, max_words=max_words)
+    if vectors.size(1) != dim:
+        raise DataError(f"vectors have {vectors.size(1)} dimensions but {dim_name}={dim}", path)
+    return words, vectors / vectors.std().clamp(min=1e-6)

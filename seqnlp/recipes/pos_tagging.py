@@ -39,7 +39,7 @@ from ..data.errors import DataError
 from ..data.loading import DataSpec, load_splits
 from ..data.readers import read_conllu, read_lines, write_conllu
 from ..data.tokenizers import Tokenizer
-from ..data.word_vectors import normalize_word, read_vectors
+from ..data.word_vectors import normalize_word, read_embedding_init
 from ..metrics import per_class_prf
 from ..nn.char_encoder import CharEncoder, char_table
 from ..nn.embeddings import Embeddings
@@ -273,12 +273,8 @@ def read_pretrained(cfg: ModelConfig, normalize: bool) -> tuple[list[str], torch
     """The pretrained vectors of ``cfg.pretrained`` keyed like the word vocabulary, scaled to unit variance."""
     if not cfg.pretrained:
         return None
-    words, vectors = read_vectors(cfg.pretrained, key=normalize_word if normalize else None,
-                                  max_words=cfg.pretrained_max_words)
-    if vectors.size(1) != cfg.word_dim:
-        raise DataError(f"vectors have {vectors.size(1)} dimensions but model.word_dim={cfg.word_dim}",
-                        cfg.pretrained)
-    return words, vectors / vectors.std().clamp(min=1e-6)
+    return read_embedding_init(cfg.pretrained, cfg.word_dim, "model.word_dim",
+                               key=normalize_word if normalize else None, max_words=cfg.pretrained_max_words)
 
 
 def load_pretrained(model: SequenceTagger, feats: Featurizer, words: list[str], vectors: torch.Tensor) -> int:

@@ -40,7 +40,7 @@ from ..data.errors import DataError
 from ..data.loading import DataSpec, load_splits
 from ..data.readers import open_text
 from ..data.tokenizers import Tokenizer
-from ..data.word_vectors import normalize_word, read_vectors
+from ..data.word_vectors import normalize_word, read_embedding_init
 from ..metrics import accuracy, confusion_matrix, macro_f1
 from ..nn.embeddings import Embeddings
 from ..nn.encoders import RNNEncoder
@@ -178,18 +178,14 @@ def model_args(m: ModelConfig, tok: Tokenizer, num_classes: int) -> dict:
 
 
 def read_pretrained(m: ModelConfig) -> tuple[list[str], torch.Tensor]:
-    """``m.pretrained``'s words (as :func:`normalize_word` keys them) and vectors scaled to unit variance
-    (the scale of ``nn.Embedding``'s own initialisation); read once per process."""
-    words, vectors = _read_vectors_cached(m.pretrained, m.pretrained_max_words)
-    if vectors.size(1) != m.emb_size:
-        raise DataError(f"vectors have {vectors.size(1)} dimensions but model.emb_size={m.emb_size}", m.pretrained)
-    return words, vectors
+    """``m.pretrained``'s words (as :func:`normalize_word` keys them) and vectors scaled to unit variance;
+    read once per process (cross-validation folds share them)."""
+    return _read_pretrained_cached(m.pretrained, m.emb_size, m.pretrained_max_words)
 
 
 @functools.lru_cache(maxsize=2)
-def _read_vectors_cached(path: str, max_words: int) -> tuple[list[str], torch.Tensor]:
-    words, vectors = read_vectors(path, key=normalize_word, max_words=max_words)
-    return words, vectors / vectors.std().clamp(min=1e-6)
+def _read_pretrained_cached(path: str, dim: int, max_words: int) -> tuple[list[str], torch.Tensor]:
+    return read_embedding_init(path, dim, "model.emb_size", key=normalize_word, max_words=max_words)
 
 
 def load_pretrained(model: SequenceClassifier, tok: Tokenizer, words: list[str], vectors: torch.Tensor) -> int:
