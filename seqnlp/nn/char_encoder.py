@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from .dropout import Dropout
 from .padded_rnn import run_padded
 
 __all__ = ["CharEncoder", "char_table", "CHAR_KINDS"]
@@ -64,7 +65,7 @@ class CharEncoder(nn.Module):
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.kind = kind
         self.embed = nn.Embedding(num_chars, char_dim, padding_idx=padding_idx)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if kind == "lstm":
             self.rnn = nn.LSTM(char_dim, hidden_size, batch_first=True, bidirectional=True)
             self.output_size = 2 * hidden_size

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import Attention
+from .dropout import Dropout
 from .embeddings import Embeddings
 
 
@@ -93,7 +94,7 @@ class LSTMDecoder(nn.Module):
                            dropout=dropout if num_layers > 1 else 0.0)
         ctx = memory_size if attention is not None else 0
         self.combine = nn.Linear(hidden_size + ctx, output_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(output_size, vocab_size)
         if tie_embeddings:
             embed.tie(self.out)

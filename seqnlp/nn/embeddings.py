@@ -6,6 +6,8 @@ import math
 
 from torch import Tensor, nn
 
+from .dropout import Dropout
+
 
 class Embeddings(nn.Module):
     """``ids (B, T) -> (B, T, dim)``; row ``padding_idx`` is zero and gets no gradient.
@@ -21,7 +23,7 @@ class Embeddings(nn.Module):
     def __init__(self, vocab_size: int, dim: int, padding_idx: int = 0, dropout: float = 0.0, scale: bool = False):
         super().__init__()
         self.lut = nn.Embedding(vocab_size, dim, padding_idx=padding_idx)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.dim = dim
         self.scale = scale
 

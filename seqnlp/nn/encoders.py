@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .dropout import Dropout
 from .padded_rnn import run_padded
 
 CELLS = ("lstm", "gru", "rnn", "lstm_explicit")
@@ -78,7 +79,7 @@ class RNNEncoder(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
         self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dropout, bidirectional)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, lengths: Tensor, hx=None) -> EncoderOutput:
         B, T, _ = x.shape

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .dropout import dropout
+
 __all__ = ["LSTM", "LSTMCell", "from_torch", "lstm_step"]
 
 #: Keys of the per-step activation dicts returned by ``LSTM(..., return_activations=True)``.
@@ -290,7 +292,7 @@ class LSTM(nn.Module):
                 activations.append(acts)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, p=self.dropout, training=True)
+                layer_input = dropout(layer_input, p=self.dropout, training=True)
 
         output = layer_input
         h_last, c_last = torch.stack(h_n), torch.stack(c_n)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import _VF, Tensor, nn
 
+from .dropout import dropout
+
 __all__ = ["reverse_padded", "run_padded"]
 
 
@@ -86,7 +88,7 @@ def run_padded(rnn: nn.RNNBase, x: Tensor, lengths: Tensor, h0: Tensor | None = 
     finals = []
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.dropout > 0:
-            x = nn.functional.dropout(x, rnn.dropout, rnn.training)
+            x = dropout(x, rnn.dropout, rnn.training)
         outs = []
         for d in range(directions):
             k = layer * directions + d

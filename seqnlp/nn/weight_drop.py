@@ -10,8 +10,9 @@ weights move to and from ``torch.nn.LSTM`` and :func:`seqnlp.nn.lstm.from_torch`
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
+
+from .dropout import dropout
 
 __all__ = ["WeightDropGRU", "WeightDropLSTM", "WeightDropRNN"]
 
@@ -29,7 +30,7 @@ class _WeightDrop:
         if not (self.training and self.weight_drop > 0):
             return super().forward(input, hx)
         kept = self._flat_weights  # what the fused kernel reads: swap in dropped W_hh for this call
-        self._flat_weights = [F.dropout(w, self.weight_drop, training=True) if name.startswith("weight_hh") else w
+        self._flat_weights = [dropout(w, self.weight_drop, training=True) if name.startswith("weight_hh") else w
                               for name, w in zip(self._flat_weights_names, kept)]
         try:
             return super().forward(input, hx)

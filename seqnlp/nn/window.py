@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .dropout import Dropout
+
 __all__ = ["WindowEncoder"]
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -72,7 +74,7 @@ class WindowEncoder(nn.Module):
         layers: list[nn.Module] = []
         for k in range(num_layers):
             layers += [
-                nn.Dropout(dropout),
+                Dropout(dropout),
                 nn.Linear(self.window_size * input_size if k == 0 else hidden_size, hidden_size),
                 _ACTIVATIONS[activation](),
             ]

@@ -114,6 +114,10 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)  # test evaluation, predict
     train: TrainConfig = field(default_factory=_train_defaults)
     val_search: str = "greedy"  # search during training's validation (BLEU): greedy | beam
+    # After training, pick search.beam_size x search.length_penalty by validation BLEU over these grids (an empty
+    # grid keeps search.*'s value) and decode test with the choice; every grid point goes into metrics.json.
+    tune_beam_sizes: list[int] = field(default_factory=list)
+    tune_length_penalties: list[float] = field(default_factory=list)
     decode_precision: str = "fp32"  # test/predict decoding: fp32 | bf16 (autocast; CPUs with AMX, CUDA)
     attention_plot: int = 3  # heatmap of the first N test sentences (0: none)
     # Stop after this much CPU time of training steps (process time, all threads; evaluation excluded), 0: off.
@@ -390,7 +394,11 @@ def train(cfg: Config, config_path: str | None) -> dict:
 
     best = resolve(out / "checkpoints")
     translator = _load(best, cfg, trainer.device)
-    metrics = evaluate_split(translator, splits["test"], out / "hyps.test.txt", progress=cfg.train.progress)
+    search, tuning = tune_search(translator, splits["validation"], cfg)
+    metrics = evaluate_split(translator, splits["test"], out / "hyps.test.txt", progress=cfg.train.progress,
+                             search=search)
+    if tuning:
+        metrics["search_tuning"] = tuning
     metrics.update({
         "val_bleu_best": summary["best"], "steps": summary["steps"], "stop_reason": summary["reason"],
         "train_minutes": round(summary["train_seconds"] / 60, 2), "eval_minutes": round(eval_seconds[0] / 60, 2),
@@ -408,6 +416,27 @@ def train(cfg: Config, config_path: str | None) -> dict:
         save_result_copy(rec, TASK, config_name(config_path))
     print(f"test: BLEU {metrics['bleu']} chrF {metrics['chrf']} ({metrics['signature']})")
     return metrics
+
+
+def tune_search(translator: Translator, examples: list[dict], cfg: Config) -> tuple[SearchConfig, dict | None]:
+    """The beam size and length penalty with the best BLEU on ``examples`` (validation) over the config's
+    grids; ``(cfg.search, None)`` when both grids are empty. Ties keep the earlier grid point."""
+    if not (cfg.tune_beam_sizes or cfg.tune_length_penalties) or cfg.search.method != "beam":
+        return cfg.search, None
+    grid = []
+    for beam in cfg.tune_beam_sizes or [cfg.search.beam_size]:
+        for lp in cfg.tune_length_penalties or [cfg.search.length_penalty]:
+            s = SearchConfig(**{**to_dict(cfg.search), "beam_size": int(beam), "length_penalty": float(lp)})
+            sc = evaluate_split(translator, examples, None, progress=False, search=s)
+            grid.append({"beam_size": s.beam_size, "length_penalty": s.length_penalty, "bleu": sc["bleu"],
+                         "chrf": sc["chrf"]})
+            print(f"validation, beam {s.beam_size}, length penalty {s.length_penalty}: BLEU {sc['bleu']}",
+                  file=sys.stderr)
+    best = max(grid, key=lambda g: g["bleu"])  # max keeps the first of equal scores
+    chosen = SearchConfig(**{**to_dict(cfg.search), "beam_size": best["beam_size"],
+                             "length_penalty": best["length_penalty"]})
+    return chosen, {"split": "validation", "grid": grid, "chosen": {k: best[k] for k in ("beam_size",
+                                                                                          "length_penalty")}}
 
 
 def evaluate_split(translator: Translator, examples: list[dict], hyps_path: Path | None,

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..nn.dropout import Dropout
 from ..nn.embeddings import Embeddings
 from ..nn.encoders import RNNEncoder
 
@@ -51,7 +52,7 @@ class SequenceClassifier(nn.Module):
         d = encoder.output_size
         self.attn = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False)) \
             if "attention" in self.parts else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pooled_size = d * len(self.parts)
         self.head = nn.Linear(self.pooled_size, num_classes)
 

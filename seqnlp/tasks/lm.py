@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..data.stream import stream_rows
+from ..nn.dropout import Dropout
 from ..nn.embeddings import Embeddings
 from ..nn.window import WindowEncoder
 from ..search import filter_logits
@@ -100,7 +101,7 @@ class LanguageModel(nn.Module):
         hidden = encoder.hidden_size
         self.embed = embed
         self.rnn = encoder
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.proj = nn.Linear(hidden, embed.dim) if tie_embeddings and hidden != embed.dim else None
         self.out = nn.Linear(embed.dim if tie_embeddings else hidden, vocab_size)
         if tie_embeddings:

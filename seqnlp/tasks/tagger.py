@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..nn.char_encoder import CharEncoder
 from ..nn.crf import LinearChainCRF
+from ..nn.dropout import Dropout
 from ..nn.embeddings import Embeddings
 from ..nn.encoders import RNNEncoder
 from ..nn.window import WindowEncoder
@@ -64,8 +65,8 @@ class SequenceTagger(nn.Module):
         self.char_encoder = char_encoder
         self.encoder = encoder
         self.num_tags = num_tags
-        self.dropout = nn.Dropout(dropout)
-        self.output_dropout = nn.Dropout(output_dropout)
+        self.dropout = Dropout(dropout)
+        self.output_dropout = Dropout(output_dropout)
         self.out = nn.Linear(encoder.output_size, num_tags)
         self.crf = LinearChainCRF(num_tags) if crf else None
         self.unk_id = unk_id

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import random
+import sys
 
 import torch
 
@@ -65,6 +67,34 @@ def set_threads(n: int) -> None:
     """``n > 0`` fixes torch's intra-op threads; 0 leaves torch's default."""
     if n > 0:
         torch.set_num_threads(n)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters (malloc.h)
+_malloc_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """glibc only: serve every allocation from the heap and keep freed memory for reuse.
+
+    glibc hands allocations above its mmap threshold (at most 32 MiB) to ``mmap`` and returns them to the
+    system on ``free``, so each large tensor of a training step (an ``(N, V)`` logits buffer is 64 MB) is
+    page-faulted in afresh, every step: a fresh bf16->fp32 copy of 16M elements took 35 ms against 9 ms once
+    allocations stay in the heap (``benchmarks/seq2seq_profile.py --malloc``). ``M_MMAP_MAX=0`` keeps them in
+    the heap and a 2 GiB ``M_TRIM_THRESHOLD`` keeps freed memory there; peak memory is unchanged, but the
+    process keeps its peak until it exits. Returns whether it applied (Linux with glibc, once per process).
+    """
+    global _malloc_kept
+    if _malloc_kept:
+        return True
+    if not sys.platform.startswith("linux") or os.environ.get("SEQNLP_KEEP_MALLOC") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        return False
+    _malloc_kept = ok
+    return ok
 
 
 def rng_state() -> dict:

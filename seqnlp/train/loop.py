@@ -27,7 +27,16 @@ from tqdm.auto import tqdm
 
 from ..data.batching import BatchIterator
 from . import checkpoint as ck
-from .device import autocast, pick_device, pick_dtype, rng_state, seed_everything, set_rng_state, set_threads
+from .device import (
+    autocast,
+    keep_freed_memory,
+    pick_device,
+    pick_dtype,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    set_threads,
+)
 
 
 @dataclass
@@ -62,6 +71,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
     precision: str = "auto"  # auto (bf16 on CUDA) | fp32 | bf16 | fp16
     threads: int = 0  # torch intra-op threads (0: torch default)
+    keep_freed_memory: bool = True  # CPU, glibc: no mmap/munmap per large tensor (1.2-1.4x faster steps; see device.py)
     log_every: int = 50
     nan_policy: str = "stop"  # stop | skip (skip the batch, count it)
     resume: bool = True  # continue from output_dir/checkpoints/latest when present
@@ -188,6 +198,8 @@ class Trainer:
         set_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.device = pick_device(cfg.device)
+        if self.device.type == "cpu" and cfg.keep_freed_memory:
+            keep_freed_memory()
         self.amp_dtype = pick_dtype(cfg.precision, self.device)
         self.model = model.to(self.device)
         self.batches = train_batches

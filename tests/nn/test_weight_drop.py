@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from seqnlp.nn.dropout import dropout
 from seqnlp.nn.lstm import from_torch
 from seqnlp.nn.weight_drop import WeightDropGRU, WeightDropLSTM, WeightDropRNN
 
@@ -28,7 +29,7 @@ def test_training_drops_recurrent_weights_once_per_sequence():
     out, _ = lstm(x)
     # the same mask, drawn the same way, applied by hand to a plain LSTM: identical at every step
     torch.manual_seed(1)
-    mask_w = torch.nn.functional.dropout(lstm.weight_hh_l0.detach(), 0.5, training=True)
+    mask_w = dropout(lstm.weight_hh_l0.detach(), 0.5, training=True)
     plain = nn.LSTM(4, 6, 1, batch_first=True)
     plain.load_state_dict({**lstm.state_dict(), "weight_hh_l0": mask_w})
     assert torch.allclose(out, plain(x)[0], atol=1e-6)

@@ -41,6 +41,11 @@ def test_smoke_run_writes_metrics_hypotheses_and_heatmap(smoke_run):
     assert 0.0 <= metrics["bleu"] <= 100.0 and 0.0 < metrics["chrf"] <= 100.0
     assert metrics["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert metrics["sentences"] == 50 and metrics["beam_size"] == 3
+    tuning = metrics["search_tuning"]  # smoke.yaml: length penalty chosen on validation from [0.6, 1.0]
+    assert [g["length_penalty"] for g in tuning["grid"]] == [0.6, 1.0]
+    best = max(tuning["grid"], key=lambda g: g["bleu"])
+    assert tuning["chosen"] == {"beam_size": 3, "length_penalty": best["length_penalty"]}
+    assert metrics["length_penalty"] == best["length_penalty"]
     hyps = (smoke_run / "hyps.test.txt").read_text().split("\n")
     assert len(hyps) == 51 and hyps[-1] == ""
     assert (smoke_run / "attention.png").read_bytes()[:4] == b"\x89PNG"
