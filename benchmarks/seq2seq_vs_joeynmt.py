@@ -209,7 +209,7 @@ def add_full_run_bleu(results: dict, results_dir: Path = ROOT / "results") -> No
     """Quality of the full runs (this benchmark's models train only for minutes), from ``results_dir``."""
     results["bleu_joeynmt_45min"] = 38.3  # Joey NMT RNN, 45 min on this machine, beam 5 (given in issue 5)
     results["bleu_joeynmt_45min_greedy"] = 36.8
-    for key, names in (("bleu_seqnlp_45min", ["multi30k_de_en_45min", "multi30k_de_en_45min_1thread"]),
+    for key, names in (("bleu_seqnlp_45min", ["multi30k_de_en_45min_bahdanau", "multi30k_de_en_45min_1thread"]),
                        ("bleu_seqnlp_any_budget", ["multi30k_de_en", "multi30k_de_en_h200"])):
         found = [(json.loads(f.read_text())["metrics"]["bleu"], f.name) for name in names
                  if (f := results_dir / "translation" / f"{name}.json").is_file()]
