@@ -81,7 +81,8 @@ def keep_freed_memory() -> bool:
     page-faulted in afresh, every step: a fresh bf16->fp32 copy of 16M elements took 35 ms against 9 ms once
     allocations stay in the heap (``benchmarks/seq2seq_profile.py --malloc``). ``M_MMAP_MAX=0`` keeps them in
     the heap and a 2 GiB ``M_TRIM_THRESHOLD`` keeps freed memory there; peak memory is unchanged, but the
-    process keeps its peak until it exits. Returns whether it applied (Linux with glibc, once per process).
+    process keeps its peak until it exits. Returns whether it applied (Linux with glibc, once per process);
+    ``SEQNLP_KEEP_MALLOC=0`` in the environment turns it off, as does ``train.keep_freed_memory=false``.
     """
     global _malloc_kept
     if _malloc_kept:
