@@ -1,13 +1,13 @@
 """Dropout whose mask costs a fraction of ``torch.nn.functional.dropout``'s on the CPU.
 
 On the CPU, ``F.dropout`` draws one Bernoulli variate per element from the Mersenne twister, which makes it
-one of the larger items in a training step's profile (``aten::bernoulli_``: 5.7% of a translation step on one
-thread, ``benchmarks/seq2seq_profile.py``): about 13 ms forward for a 2,000 × 512 activation, 17 ms forward and
-backward. Here each 64-bit draw is split into four 16-bit numbers, so the generator runs a quarter as often,
-and an element is kept when its number is at least ``round(p · 65536)``: the drop probability is ``p`` to
-within 1/65,536, survivors are scaled by the exact inverse of the keep probability, and the draws come from
-torch's default generator (so ``torch.manual_seed`` and saved RNG states reproduce them). Elsewhere than the
-CPU (CUDA's Philox dropout is already fast) it is ``F.dropout``.
+one of the larger items in a training step's profile (``aten::bernoulli_``: 5.7% of a translation step on
+one thread in ``benchmarks/seq2seq_profile.py --profile``; its ``torch_dropout=true`` variant times the step
+with torch's dropout instead). Here each 64-bit draw is split into four 16-bit numbers, so the generator
+runs a quarter as often, and an element is kept when its number is at least ``round(p · 65536)``: the drop
+probability is ``p`` to within 1/65,536, survivors are scaled by the exact inverse of the keep probability,
+and the draws come from torch's default generator (so ``torch.manual_seed`` and saved RNG states reproduce
+them). Elsewhere than the CPU (CUDA's Philox dropout is already fast) it is ``F.dropout``.
 
 :class:`Dropout` is a drop-in replacement for ``torch.nn.Dropout`` (no parameters, same state dict).
 """

@@ -71,7 +71,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
     precision: str = "auto"  # auto (bf16 on CUDA) | fp32 | bf16 | fp16
     threads: int = 0  # torch intra-op threads (0: torch default)
-    keep_freed_memory: bool = True  # CPU, glibc: no mmap/munmap per large tensor (1.2-1.4x faster steps; see device.py)
+    keep_freed_memory: bool = True  # CPU, glibc: no mmap/munmap per large tensor (1.05-1.33x; see device.py)
     log_every: int = 50
     nan_policy: str = "stop"  # stop | skip (skip the batch, count it)
     resume: bool = True  # continue from output_dir/checkpoints/latest when present
