@@ -3,6 +3,7 @@
     python recipes/sentiment.py --config recipes/configs/sentiment/sst2.yaml [key.sub=value ...]
     seqnlp predict --model runs/sst2 --input reviews.txt        # or text on stdin
     seqnlp evaluate --model runs/sst2 --split validation
+    python recipes/sentiment.py --mode ensemble --model runs/a --ensemble runs/b,runs/c --split test
 
 Data come from a local folder under ``$SEQNLP_DATA`` (``data.name``) or, with ``data.use_hub=true``, from the Hub
 id and column mapping in ``data.hub``. Long texts are truncated to ``data.max_len`` tokens (head + tail);
@@ -151,7 +152,8 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(eval_metric="accuracy", eval_mode="max"))
     init_from: str = ""  # a trained sentiment run/checkpoint (or LM-pretraining checkpoint) to fine-tune
-    record: bool = False  # also write results/sentiment/<config-name>.json
+    record: bool = False  # also write results/sentiment/<record_name or config-name>.json
+    record_name: str = ""  # e.g. sst2_vectors_seed2 for a seed of sst2_vectors.yaml
 
 
 # -------------------------------------------------------------------------------------------------- model
@@ -556,7 +558,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
                f"(metrics in {out / 'metrics.json'})")
     rec = record_result(TASK, config_path, out, metrics, time.time() - t0)
     if cfg.record:
-        save_result_copy(rec, TASK, config_name(config_path))
+        save_result_copy(rec, TASK, cfg.record_name or config_name(config_path))
     return metrics
 
 
@@ -618,7 +620,10 @@ def _add_args(p) -> None:
     p.add_argument("--format", choices=("jsonl", "tsv"), default="jsonl",
                    help="predict output: jsonl ({text, label, probs} per line) or tsv (label, one probability "
                    "column per class, text; with a header)")
-    p.add_argument("--device", default="cpu", help="device for evaluate/predict (cpu, cuda, auto)")
+    p.add_argument("--device", default="cpu", help="device for evaluate/predict/ensemble (cpu, cuda, auto)")
+    p.add_argument("--ensemble", default="", help="ensemble mode: more trained models (comma-separated) whose "
+                   "class probabilities are averaged with --model's")
+    p.add_argument("--record", default="", help="ensemble mode: also write results/sentiment/NAME.json")
 
 
 def predict(model_dir, args) -> None:
@@ -651,45 +656,102 @@ def predict(model_dir, args) -> None:
         tqdm.write(f"predict: skipped {n_blank} blank lines and {n_empty} texts without tokens", file=sys.stderr)
 
 
-def evaluate(model_dir, args) -> dict:
-    """Score a trained model on ``args.split`` of its own data config (overrides like ``data.name=...`` apply);
-    writes ``metrics_<split>.json`` next to the checkpoints' run directory."""
+def _split_examples(pred: Predictor, overrides: list[str], split: str) -> tuple[Config, list[sd.Example]]:
+    """The raw examples of ``split`` of ``pred``'s own data config (with ``overrides`` applied)."""
     from omegaconf import OmegaConf
 
-    pred = load_predictor(model_dir, getattr(args, "device", "cpu"))
     stored = pred.config["config"]
-    overrides = list(getattr(args, "overrides", []) or [])
     if overrides:
         stored = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(overrides)))
     cfg = from_dict(Config, stored)
-    ckpt = ck.resolve(model_dir)
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    note = _Notes(None)
     d = cfg.data
     d.labels = d.labels or pred.labels
-    splits, _ = load_data(d, note)
-    fold = pred.config.get("fold")
+    splits, _ = load_data(d, _Notes(None))
     if d.cv_folds >= 2:
-        splits = sd.cv_fold(splits["train"], d.cv_folds, fold or 0, d.cv_validation, d.seed)
-    if args.split not in splits:
-        raise ConfigError(f"no split {args.split!r}; choose one of {sorted(splits)}")
-    examples = encode(pred.tokenizer, splits[args.split], pred.labels, d, args.split, note)
-    probs = class_probs(pred.model, [x for x, _ in examples], pred.tokenizer.pad_id, d.eval_max_tokens, args.split)
-    metrics = classification_metrics([y for _, y in examples], probs, pred.labels)
-    metrics.update({"split": args.split, "checkpoint": str(ckpt), "data": d.hub.name if d.use_hub else d.name})
-    write_json(run_dir / f"metrics_{args.split}.json", metrics)
+        splits = sd.cv_fold(splits["train"], d.cv_folds, pred.config.get("fold") or 0, d.cv_validation, d.seed)
+    if split not in splits:
+        raise ConfigError(f"no split {split!r}; choose one of {sorted(splits)}")
+    return cfg, splits[split]
+
+
+def _run_dir(model_dir) -> Path:
+    ckpt = ck.resolve(model_dir)
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+
+
+def _score(pred: Predictor, cfg: Config, examples: list[sd.Example], split: str) -> tuple[torch.Tensor, list[int]]:
+    """Class probabilities of ``examples`` under ``pred`` (its own tokenizer) and the gold label ids."""
+    encoded = encode(pred.tokenizer, examples, pred.labels, cfg.data, split, _Notes(None))
+    probs = class_probs(pred.model, [x for x, _ in encoded], pred.tokenizer.pad_id, cfg.data.eval_max_tokens, split)
+    return probs, [y for _, y in encoded]
+
+
+def evaluate(model_dir, args) -> dict:
+    """Score a trained model on ``args.split`` of its own data config (overrides like ``data.name=...`` apply);
+    writes ``metrics_<split>.json`` next to the checkpoints' run directory."""
+    pred = load_predictor(model_dir, getattr(args, "device", "cpu"))
+    cfg, examples = _split_examples(pred, list(getattr(args, "overrides", []) or []), args.split)
+    probs, gold = _score(pred, cfg, examples, args.split)
+    metrics = classification_metrics(gold, probs, pred.labels)
+    d = cfg.data
+    metrics.update({"split": args.split, "checkpoint": str(ck.resolve(model_dir)),
+                    "data": d.hub.name if d.use_hub else d.name})
+    write_json(_run_dir(model_dir) / f"metrics_{args.split}.json", metrics)
     print(json.dumps({k: metrics[k] for k in ("split", "accuracy", "macro_f1", "n", "confusion_matrix")}))
+    return metrics
+
+
+def ensemble(model_dir, args) -> dict:
+    """``--mode ensemble``: average the class probabilities of ``--model`` and the ``--ensemble`` models on
+    ``--split`` of the first model's data config. Each member reads the texts with its own tokenizer, so
+    members may differ in vocabulary, vectors, sizes or seeds; they must share the label set. Writes
+    ``metrics_ensemble_<split>.json`` beside the first model (with every member's own score) and, with
+    ``--record NAME``, ``results/sentiment/NAME.json``."""
+    t0 = time.time()
+    dirs = [str(model_dir)] + [d for d in (getattr(args, "ensemble", "") or "").split(",") if d]
+    if len(dirs) < 2:
+        raise ConfigError("--mode ensemble needs --ensemble DIR[,DIR...] besides --model")
+    device = getattr(args, "device", "cpu")
+    preds = [load_predictor(d, device) for d in dirs]
+    for d, p in zip(dirs[1:], preds[1:]):
+        if p.labels != preds[0].labels:
+            raise ConfigError(f"ensemble members must share the label set: {d} has {p.labels}, "
+                              f"{dirs[0]} has {preds[0].labels}")
+    cfg, examples = _split_examples(preds[0], list(getattr(args, "overrides", []) or []), args.split)
+    total, gold, members = None, None, []
+    for d, p in zip(dirs, preds):
+        probs, g = _score(p, cfg, examples, args.split)
+        if gold is not None and g != gold:
+            raise DataError(f"ensemble member {d} dropped different examples of split {args.split!r} than {dirs[0]}")
+        gold = g
+        one = classification_metrics(g, probs, p.labels)
+        members.append({"model": d, "accuracy": one["accuracy"], "macro_f1": one["macro_f1"]})
+        total = probs if total is None else total + probs
+    metrics = classification_metrics(gold, total / len(preds), preds[0].labels)
+    accs = torch.tensor([m["accuracy"] for m in members], dtype=torch.float64)
+    metrics.update(split=args.split, members=members, member_accuracy_mean=float(accs.mean()),
+                   member_accuracy_std=float(accs.std()) if len(accs) > 1 else 0.0)
+    path = _run_dir(model_dir) / f"metrics_ensemble_{args.split}.json"
+    write_json(path, metrics)
+    if getattr(args, "record", ""):
+        out = path.parent / f"ensemble_{args.split}"  # not the first model's own result.json
+        out.mkdir(exist_ok=True)
+        rec = record_result(TASK, None, out, metrics, time.time() - t0, {"ensemble": dirs})
+        save_result_copy(rec, TASK, args.record)
+    print(json.dumps({k: metrics[k] for k in ("split", "accuracy", "macro_f1", "n", "member_accuracy_mean",
+                                              "member_accuracy_std", "confusion_matrix")}))
+    print(f"wrote {path}", file=sys.stderr)
     return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         return recipe_main(argv, task=TASK, schema=Config, description=__doc__, train=train, evaluate=evaluate,
-                           predict=predict, add_args=_add_args)
+                           predict=predict, extra_modes={"ensemble": ensemble}, add_args=_add_args)
     except (DataError, ck.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "PretrainConfig", "TokenizerConfig", "ExtraText", "HubConfig",
-           "build_model", "train", "evaluate", "predict", "load_predictor", "Predictor", "main"]
+           "build_model", "train", "evaluate", "ensemble", "predict", "load_predictor", "Predictor", "main"]

@@ -90,7 +90,10 @@ class EncoderLM(nn.Module):
         h, tgt = self._states_and_targets(batch.src, batch.src_lengths)
         h = h.float()
         if isinstance(self.out, nn.AdaptiveLogSoftmaxWithLoss):
-            loss = self.out(h, tgt).loss
+            # torch's adaptive softmax copies its clusters' log-probs into a float32 output, which fails when
+            # autocast (precision=bf16/fp16) gives them in 16 bits: this layer runs in float32.
+            with torch.autocast(h.device.type, enabled=False):
+                loss = self.out(h, tgt).loss
         else:
             loss = F.cross_entropy(self.out(h), tgt)
         return loss, int(tgt.numel())
@@ -99,7 +102,8 @@ class EncoderLM(nn.Module):
         """``h (..., H)`` → log-probabilities over the vocabulary (..., V)."""
         flat = h.reshape(-1, self.hidden_size).float()
         if isinstance(self.out, nn.AdaptiveLogSoftmaxWithLoss):
-            lp = self.out.log_prob(flat)
+            with torch.autocast(flat.device.type, enabled=False):  # as in loss()
+                lp = self.out.log_prob(flat)
         else:
             lp = torch.log_softmax(self.out(flat), dim=-1)
         return lp.view(*h.shape[:-1], self.vocab_size)

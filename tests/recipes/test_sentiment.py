@@ -98,6 +98,25 @@ def test_evaluate_mode(smoke_run):
     assert again["accuracy"] == pytest.approx(json.loads((smoke_run / "metrics.json").read_text())["accuracy"])
 
 
+def test_ensemble_mode(smoke_run, tmp_path, capsys):
+    """Averaged class probabilities: a model with itself scores as the model; members keep their own scores."""
+    single = json.loads((smoke_run / "metrics.json").read_text())
+    assert main(["--mode", "ensemble", "--model", str(smoke_run), "--ensemble", str(smoke_run), "--split", "test"]) == 0
+    twice = json.loads((smoke_run / "metrics_ensemble_test.json").read_text())
+    assert twice["accuracy"] == pytest.approx(single["accuracy"]) and twice["loss"] == pytest.approx(single["loss"])
+    other = tmp_path / "seed2"
+    assert main(["--config", SMOKE, f"output_dir={other}", "train.seed=2", "pretrain.enabled=false",
+                 "train.max_steps=6", "train.eval_every=3"]) == 0
+    assert main(["--mode", "ensemble", "--model", str(smoke_run), "--ensemble", f"{smoke_run},{other}",
+                 "--split", "test"]) == 0
+    m = json.loads((smoke_run / "metrics_ensemble_test.json").read_text())
+    accs = [single["accuracy"], single["accuracy"], json.loads((other / "metrics.json").read_text())["accuracy"]]
+    assert [r["accuracy"] for r in m["members"]] == pytest.approx(accs)
+    assert m["member_accuracy_mean"] == pytest.approx(sum(accs) / 3) and m["n"] == single["n"]
+    assert main(["--mode", "ensemble", "--model", str(smoke_run), "--split", "test"]) == 2
+    assert "needs --ensemble" in capsys.readouterr().err
+
+
 def test_finetune_on_other_dataset_with_new_labels(smoke_run, tmp_path):
     """A 3-class toy dataset: tokenizer from the checkpoint, only the head re-initialised (and logged)."""
     rows = [("a wonderful , moving film", "pos"), ("flat and tedious", "neg"), ("it is a film", "neu")] * 20
@@ -286,6 +305,19 @@ def test_lm_loss_counts_both_directions():
     ref = -(lp_f[0, :4].gather(-1, src[0, 1:5, None]).sum() + lp_f[1, :2].gather(-1, src[1, 1:3, None]).sum()
             + lp_b[0, 1:5].gather(-1, src[0, :4, None]).sum() + lp_b[1, 1:3].gather(-1, src[1, :2, None]).sum())
     assert float(loss.detach()) == pytest.approx(float(ref) / n, rel=1e-5)
+
+
+def test_lm_loss_under_bf16_autocast():
+    """precision=bf16: the LSTM runs in bfloat16, the adaptive softmax (which needs float32) does not fail."""
+    lm = _lm().train()
+    batch = sd.collate_lm(0, 2, 3)([[5, 6, 7, 12], [8, 9]])
+    full, _ = lm.loss(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half, n = lm.loss(batch)
+        lp = lm.log_probs(torch.randn(3, lm.hidden_size))
+    assert half.dtype == torch.float32 and torch.isfinite(half) and half.item() == pytest.approx(full.item(), rel=0.05)
+    half.backward()
+    assert lp.shape == (3, 20) and torch.allclose(lp.exp().sum(-1), torch.ones(3), atol=1e-4)
 
 
 def test_classifier_word_dropout_only_in_training():
