@@ -14,6 +14,8 @@ them). Elsewhere than the CPU (CUDA's Philox dropout is already fast) it is ``F.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,9 +27,7 @@ _LEVELS = 1 << 16
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype = torch.float32) -> Tensor:
     """A CPU mask of ``shape``: 0 with probability ``p`` (to 1/65,536), else ``1 / (1 - p')``."""
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     threshold = round(p * _LEVELS)
     # all 64 bits random (a bare random_() on int64 leaves the sign bit 0, which would skew every fourth number)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), (1 << 63) - 1)
