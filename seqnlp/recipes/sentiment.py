@@ -16,7 +16,9 @@ Two ways to start from more than random weights:
   classifier head (said in the log).
 * ``pretrain.enabled=true`` first trains the classifier's own embeddings and encoder as a (bidirectional)
   language model on the training text, labels unused, plus any ``pretrain.extra_text`` (Dai & Le 2015;
-  ULMFiT), then fine-tunes the whole classifier from it (:mod:`seqnlp.tasks.bilm`).
+  ULMFiT), then fine-tunes the whole classifier from it (:mod:`seqnlp.tasks.bilm`). With both, and
+  ``init_from`` an LM-pretraining checkpoint, the LM stage continues that language model (softmax included)
+  on this config's LM text, e.g. a general movie-review LM fine-tuned on SST-2's phrases (ULMFiT's stage 2).
 
 ``train`` ends by scoring the best checkpoint on the test split: ``output_dir/metrics.json`` holds ``accuracy``,
 ``macro_f1`` and the confusion matrix (rows gold, columns predicted).
@@ -361,8 +363,11 @@ def _from_checkpoint(cfg: Config, labels: list[str], note) -> tuple[Tokenizer, S
 
 
 def _pretrain(model: SequenceClassifier, tok: Tokenizer, texts: list[list[int]], val: list[list[int]],
-              cfg: Config, margs: dict, labels: list[str], out: Path, note) -> dict:
-    """Train ``model``'s embeddings and encoder as a language model (in place); keep the best weights."""
+              cfg: Config, margs: dict, labels: list[str], out: Path, note, init_lm: Path | None = None) -> dict:
+    """Train ``model``'s embeddings and encoder as a language model (in place); keep the best weights.
+
+    ``init_lm``: an LM-pretraining checkpoint (with this tokenizer) whose whole LM, softmax included, this
+    stage continues from (ULMFiT's second stage: a general LM fine-tuned on the task's text)."""
     p = cfg.pretrain
     lm = build_lm(model, tok.vocab_size, list(p.cutoffs), tok.pad_id)
     done = out / "done.json"
@@ -370,6 +375,14 @@ def _pretrain(model: SequenceClassifier, tok: Tokenizer, texts: list[list[int]],
         ck.load_weights(lm, ck.resolve(out))
         note(f"LM pretraining already done in {out}: loaded its best weights", event="pretrain_skipped")
         return json.loads(done.read_text())
+    if init_lm is not None:
+        cutoffs = list(ck.read_config(init_lm)["lm_args"]["cutoffs"])
+        if cutoffs != list(p.cutoffs):
+            raise ConfigError(f"init_from={init_lm}: its LM has pretrain.cutoffs={cutoffs}, this config "
+                              f"{list(p.cutoffs)}; set pretrain.cutoffs={cutoffs} to continue it")
+        ck.load_weights(lm, init_lm)
+        note(f"LM pretraining continues the language model of {init_lm} (its adaptive softmax too)",
+             event="pretrain_continue", checkpoint=str(init_lm))
     n_tok = sum(len(t) for t in texts)
     note(f"LM pretraining on {len(texts)} texts ({n_tok} tokens), validation {len(val)} texts", event="pretrain",
          texts=len(texts), tokens=n_tok)
@@ -442,7 +455,11 @@ def _fit(cfg: Config, splits: dict[str, list[sd.Example]], labels: list[str], ou
         lm_val = [x for x, _ in enc["validation"]][: p.val_texts]
         if not p.own_text and extra_ids:  # hold LM validation text out of the extra text
             lm_val, extra_ids = extra_ids[: p.val_texts], extra_ids[p.val_texts:]
-        pre = _pretrain(model, tok, lm_texts + extra_ids, lm_val, cfg, margs, labels, out / "pretrain", note)
+        init_lm = None
+        if start is None and cfg.init_from and ck.read_config(ck.resolve(cfg.init_from)).get("stage") == LM_STAGE:
+            init_lm = ck.resolve(cfg.init_from)
+        pre = _pretrain(model, tok, lm_texts + extra_ids, lm_val, cfg, margs, labels, out / "pretrain", note,
+                        init_lm)
 
     ckpt_conf = {"task": TASK, "config": to_dict(cfg), "model_args": margs, "labels": list(labels),
                  "preprocess": {"max_len": d.max_len, "keep_head": d.keep_head}, "fold": fold}

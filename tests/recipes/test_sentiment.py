@@ -365,3 +365,33 @@ def test_pretrained_vectors_initialise_and_extend_the_vocabulary(tmp_path):
     assert [r["filled"] for r in notes if r["event"] == "pretrained"] == [4]
     with pytest.raises(DataError, match="v.vec.*emb_size=16|emb_size=16"):
         sentiment.read_pretrained(sentiment.ModelConfig(emb_size=16, pretrained=str(tmp_path / "v.vec")))
+
+
+def test_pretraining_continues_an_lm_checkpoint(smoke_run, tmp_path):
+    """``init_from`` an LM checkpoint with ``pretrain.enabled``: the LM stage starts from that whole LM (its
+    softmax too), so with a zero learning rate its weights and validation loss stay the checkpoint's."""
+    before = json.loads((smoke_run / "pretrain" / "done.json").read_text())["best"]
+    out = tmp_path / "lm2"
+    rc = main(["--config", SMOKE, f"output_dir={out}", f"init_from={smoke_run / 'pretrain'}",
+               "pretrain.enabled=true", "pretrain.train.lr=0.0", "pretrain.train.max_steps=1",
+               "pretrain.train.eval_every=1", "train.max_steps=1", "train.eval_every=1"])
+    assert rc == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in log if r["event"] == "pretrain_continue"] == ["pretrain_continue"]
+    after = json.loads((out / "pretrain" / "done.json").read_text())["best"]
+    assert after == pytest.approx(before, rel=1e-4)
+    from safetensors.torch import load_file
+
+    ckpt = seqnlp.train.checkpoint
+    init = load_file(str(ckpt.resolve(smoke_run / "pretrain") / ckpt.WEIGHTS))
+    cont = load_file(str(ckpt.resolve(out / "pretrain") / ckpt.WEIGHTS))
+    assert set(cont) == set(init) and any(not k.startswith(("embed", "encoder")) for k in init)  # the softmax too
+    for k in init:
+        torch.testing.assert_close(cont[k], init[k], msg=k)
+
+
+def test_continuing_an_lm_needs_its_cutoffs(smoke_run, tmp_path, capsys):
+    rc = main(["--config", SMOKE, f"output_dir={tmp_path / 'x'}", f"init_from={smoke_run / 'pretrain'}",
+               "pretrain.enabled=true", "pretrain.cutoffs=[7]", "pretrain.train.max_steps=1"])
+    assert rc != 0
+    assert "set pretrain.cutoffs=[200, 1000] to continue it" in capsys.readouterr().err
