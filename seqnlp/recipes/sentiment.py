@@ -362,6 +362,20 @@ def _from_checkpoint(cfg: Config, labels: list[str], note) -> tuple[Tokenizer, S
     return tok, model, args
 
 
+@torch.no_grad()
+def lm_scores(lm: EncoderLM, batches, progress: bool = False) -> dict[str, float]:
+    """Mean per-token loss (nats; both directions' predictions counted) and perplexity of ``lm`` on ``batches``."""
+    was_training = lm.training
+    lm.eval()
+    device = next(lm.parameters()).device
+    tot, n = 0.0, 0
+    for batch in tqdm(batches, desc="LM validation", leave=False, disable=not progress or len(batches) < 4):
+        loss, k = lm.loss(batch.to(device))
+        tot, n = tot + float(loss) * k, n + k
+    lm.train(was_training)
+    return {"loss": tot / max(n, 1), "ppl": math.exp(min(tot / max(n, 1), 50)), "predictions": n}
+
+
 def _pretrain(model: SequenceClassifier, tok: Tokenizer, texts: list[list[int]], val: list[list[int]],
               cfg: Config, margs: dict, labels: list[str], out: Path, note, init_lm: Path | None = None) -> dict:
     """Train ``model``'s embeddings and encoder as a language model (in place); keep the best weights.
@@ -392,14 +406,7 @@ def _pretrain(model: SequenceClassifier, tok: Tokenizer, texts: list[list[int]],
     val_it = sd.batches(val, [len(t) + 2 for t in val], collate, max_tokens=cfg.data.eval_max_tokens,
                         max_sentences=None, shuffle=False)
 
-    def evaluate(m) -> dict[str, float]:
-        device = next(m.parameters()).device
-        tot, n = 0.0, 0
-        for batch in tqdm(val_it, desc="LM validation", leave=False, disable=not p.train.progress or len(val_it) < 4):
-            loss, k = m.loss(batch.to(device))
-            tot, n = tot + float(loss) * k, n + k
-        return {"loss": tot / max(n, 1), "ppl": math.exp(min(tot / max(n, 1), 50))}
-
+    evaluate = functools.partial(lm_scores, batches=val_it, progress=p.train.progress)
     ckpt_conf = {"task": TASK, "stage": LM_STAGE, "config": to_dict(cfg), "model_args": margs,
                  "labels": list(labels), "lm_args": {"cutoffs": list(p.cutoffs)}}
     trainer = Trainer(lm, train_it, p.train, out, evaluate, ckpt_conf, {TOKENIZER_FILE: tok.save})
@@ -675,17 +682,22 @@ def predict(model_dir, args) -> None:
 
 def _split_examples(pred: Predictor, overrides: list[str], split: str) -> tuple[Config, list[sd.Example]]:
     """The raw examples of ``split`` of ``pred``'s own data config (with ``overrides`` applied)."""
+    return _config_split(pred.config, pred.labels, overrides, split)
+
+
+def _config_split(conf: dict, labels: list[str], overrides: list[str], split: str) -> tuple[Config, list[sd.Example]]:
+    """The raw examples of ``split`` of a checkpoint's data config ``conf["config"]`` (``overrides`` applied)."""
     from omegaconf import OmegaConf
 
-    stored = pred.config["config"]
+    stored = conf["config"]
     if overrides:
         stored = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(overrides)))
     cfg = from_dict(Config, stored)
     d = cfg.data
-    d.labels = d.labels or pred.labels
+    d.labels = d.labels or list(labels)
     splits, _ = load_data(d, _Notes(None))
     if d.cv_folds >= 2:
-        splits = sd.cv_fold(splits["train"], d.cv_folds, pred.config.get("fold") or 0, d.cv_validation, d.seed)
+        splits = sd.cv_fold(splits["train"], d.cv_folds, conf.get("fold") or 0, d.cv_validation, d.seed)
     if split not in splits:
         raise ConfigError(f"no split {split!r}; choose one of {sorted(splits)}")
     return cfg, splits[split]
@@ -705,7 +717,10 @@ def _score(pred: Predictor, cfg: Config, examples: list[sd.Example], split: str)
 
 def evaluate(model_dir, args) -> dict:
     """Score a trained model on ``args.split`` of its own data config (overrides like ``data.name=...`` apply);
-    writes ``metrics_<split>.json`` next to the checkpoints' run directory."""
+    writes ``metrics_<split>.json`` next to the checkpoints' run directory. For an LM-pretraining checkpoint
+    (``runs/x/pretrain``): the language model's perplexity on the split's texts (labels unused)."""
+    if ck.read_config(ck.resolve(model_dir)).get("stage") == LM_STAGE:
+        return _evaluate_lm(model_dir, args)
     pred = load_predictor(model_dir, getattr(args, "device", "cpu"))
     cfg, examples = _split_examples(pred, list(getattr(args, "overrides", []) or []), args.split)
     probs, gold = _score(pred, cfg, examples, args.split)
@@ -715,6 +730,31 @@ def evaluate(model_dir, args) -> dict:
                     "data": d.hub.name if d.use_hub else d.name})
     write_json(_run_dir(model_dir) / f"metrics_{args.split}.json", metrics)
     print(json.dumps({k: metrics[k] for k in ("split", "accuracy", "macro_f1", "n", "confusion_matrix")}))
+    return metrics
+
+
+def _evaluate_lm(model_dir, args) -> dict:
+    """Perplexity of an LM-pretraining checkpoint on ``args.split``'s texts, cut as its pretraining cut them;
+    writes ``metrics_lm_<split>.json`` in the LM's directory."""
+    ckpt = ck.resolve(model_dir)
+    conf = ck.read_config(ckpt)
+    tok = Tokenizer.load(ckpt / TOKENIZER_FILE)
+    model = build_model(**conf["model_args"])
+    lm = build_lm(model, tok.vocab_size, conf["lm_args"]["cutoffs"], tok.pad_id)
+    ck.load_weights(lm, ckpt)
+    lm.to(pick_device(getattr(args, "device", "cpu")))
+    cfg, examples = _config_split(conf, conf["labels"], list(getattr(args, "overrides", []) or []), args.split)
+    d, p = cfg.data, cfg.pretrain
+    ids = [x for x in sd.encode_texts(tok, [t for t, _ in examples], p.max_len or d.max_len, d.keep_head)[0] if x]
+    if not ids:
+        raise DataError(f"split {args.split!r} has no texts with tokens to score")
+    batches = sd.batches(ids, [len(x) + 2 for x in ids], sd.collate_lm(tok.pad_id, tok.bos_id, tok.eos_id),
+                         max_tokens=d.eval_max_tokens, max_sentences=None, shuffle=False)
+    scores = lm_scores(lm, batches, progress=True)
+    metrics = {"split": args.split, "texts": len(ids), "tokens": sum(len(x) for x in ids), **scores,
+               "checkpoint": str(ckpt), "data": d.hub.name if d.use_hub else d.name}
+    write_json(_run_dir(model_dir) / f"metrics_lm_{args.split}.json", metrics)
+    print(json.dumps({k: metrics[k] for k in ("split", "texts", "tokens", "loss", "ppl")}))
     return metrics
 
 

@@ -395,3 +395,21 @@ def test_continuing_an_lm_needs_its_cutoffs(smoke_run, tmp_path, capsys):
                "pretrain.enabled=true", "pretrain.cutoffs=[7]", "pretrain.train.max_steps=1"])
     assert rc != 0
     assert "set pretrain.cutoffs=[200, 1000] to continue it" in capsys.readouterr().err
+
+
+def test_evaluate_an_lm_checkpoint_gives_its_perplexity(tmp_path, capsys):
+    """``--mode evaluate`` on an LM-pretraining checkpoint scores the language model on a split's texts; on the
+    validation split it used during pretraining it gives the loss pretraining logged for that checkpoint."""
+    out = tmp_path / "run"
+    assert main(["--config", SMOKE, f"output_dir={out}", "pretrain.val_texts=200", "train.max_steps=1",
+                 "train.eval_every=1"]) == 0
+    best = json.loads((out / "pretrain" / "done.json").read_text())["best"]
+    capsys.readouterr()
+    assert main(["--mode", "evaluate", "--model", str(out / "pretrain"), "--split", "validation"]) == 0
+    m = json.loads((out / "pretrain" / "metrics_lm_validation.json").read_text())
+    assert m["texts"] == 200 and m["loss"] == pytest.approx(best, rel=1e-5)
+    assert m["ppl"] == pytest.approx(float(torch.tensor(best).exp()), rel=1e-4)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["split"] == "validation"
+    assert main(["--mode", "evaluate", "--model", str(out / "pretrain"), "--split", "test"]) == 0
+    test = json.loads((out / "pretrain" / "metrics_lm_test.json").read_text())
+    assert test["texts"] == 200 and test["predictions"] > test["tokens"]  # both directions predict
