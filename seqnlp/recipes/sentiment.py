@@ -114,6 +114,7 @@ class ModelConfig:
     emb_dropout: float = 0.3
     rnn_dropout: float = 0.3  # on the encoder outputs (and between layers)
     word_dropout: float = 0.1  # replace tokens by <unk> while training
+    adversarial: float = 0.0  # > 0: adversarial training on the embeddings (Miyato et al. 2017), this size
     packed: bool = False  # PackedSequence (true) or the padded run (false: same results, much faster on CPU)
     pretrained: str = ""  # word2vec-format vectors (recipes/word_vectors.py) that initialise the embeddings
     pretrained_max_words: int = 0  # read only the first N vectors (0: all)
@@ -162,14 +163,15 @@ class Config:
 def build_model(vocab_size: int, num_classes: int, *, emb_size: int, hidden_size: int, num_layers: int = 1,
                 cell: str = "lstm", bidirectional: bool = True, pooling: str = "max", dropout: float = 0.5,
                 emb_dropout: float = 0.3, rnn_dropout: float = 0.3, word_dropout: float = 0.0, packed: bool = False,
-                pad_id: int = 0, unk_id: int = 1) -> SequenceClassifier:
+                pad_id: int = 0, unk_id: int = 1, adversarial: float = 0.0) -> SequenceClassifier:
     """The one place where model options become modules (``model_args`` in the checkpoint are its kwargs)."""
     embed = Embeddings(vocab_size, emb_size, pad_id, emb_dropout)
     encoder = RNNEncoder(emb_size, hidden_size, num_layers, cell, bidirectional, rnn_dropout, packed=packed)
-    return SequenceClassifier(embed, encoder, num_classes, pooling, dropout, word_dropout, unk_id, pad_id)
+    return SequenceClassifier(embed, encoder, num_classes, pooling, dropout, word_dropout, unk_id, pad_id,
+                              adv_eps=adversarial)
 
 
-_REGULARISATION = ("dropout", "emb_dropout", "rnn_dropout", "word_dropout", "packed")  # not architecture
+_REGULARISATION = ("dropout", "emb_dropout", "rnn_dropout", "word_dropout", "packed", "adversarial")  # not architecture
 
 
 def model_args(m: ModelConfig, tok: Tokenizer, num_classes: int) -> dict:
@@ -178,7 +180,7 @@ def model_args(m: ModelConfig, tok: Tokenizer, num_classes: int) -> dict:
             "hidden_size": m.hidden_size, "num_layers": m.num_layers, "cell": m.cell,
             "bidirectional": m.bidirectional, "pooling": m.pooling, "dropout": m.dropout,
             "emb_dropout": m.emb_dropout, "rnn_dropout": m.rnn_dropout, "word_dropout": m.word_dropout,
-            "packed": m.packed, "pad_id": tok.pad_id, "unk_id": tok.unk_id}
+            "packed": m.packed, "pad_id": tok.pad_id, "unk_id": tok.unk_id, "adversarial": m.adversarial}
 
 
 def read_pretrained(m: ModelConfig) -> tuple[list[str], torch.Tensor]:

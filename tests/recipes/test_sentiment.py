@@ -413,3 +413,46 @@ def test_evaluate_an_lm_checkpoint_gives_its_perplexity(tmp_path, capsys):
     assert main(["--mode", "evaluate", "--model", str(out / "pretrain"), "--split", "test"]) == 0
     test = json.loads((out / "pretrain" / "metrics_lm_test.json").read_text())
     assert test["texts"] == 200 and test["predictions"] > test["tokens"]  # both directions predict
+
+
+def _adv_model_and_batch(adversarial: float):
+    torch.manual_seed(0)
+    model = build_model(vocab_size=40, num_classes=2, emb_size=8, hidden_size=6, pooling="max+final", dropout=0.0,
+                        emb_dropout=0.0, rnn_dropout=0.0, word_dropout=0.0, adversarial=adversarial)
+    items = [([5, 7, 9, 11], 0), ([3, 4], 1), ([20, 21, 22], 1)]  # ragged: padding must get no perturbation
+    return model.train(), sd.collate_classify(0)(items)
+
+
+def test_adversarial_training_loss_and_gradient():
+    """``model.adversarial``: the loss is clean + adversarial (the embedded batch moved along its own loss
+    gradient, each example by the same L2 size, padding untouched), and its gradient is that sum's gradient."""
+    eps = 0.5
+    model, batch = _adv_model_and_batch(eps)
+    total, n = model.loss(batch)
+    total.backward()
+    got = {k: p.grad.clone() for k, p in model.named_parameters()}
+    # the same sum computed directly, keeping the whole graph
+    model.zero_grad()
+    emb = model._embed(batch)
+    clean = torch.nn.functional.cross_entropy(model._classify(emb, batch), batch.labels)
+    (g,) = torch.autograd.grad(clean, emb, retain_graph=True)
+    mask = (batch.src != 0)[..., None]
+    g = g * mask
+    r = eps * emb.detach().norm(dim=-1)[mask[..., 0]].mean() * g / g.flatten(1).norm(dim=1)[:, None, None]
+    adv = torch.nn.functional.cross_entropy(model._classify(emb + r, batch), batch.labels)
+    (clean + adv).backward()
+    assert n == 3 and total.item() == pytest.approx((clean + adv).item(), rel=1e-5)
+    assert adv.item() > clean.item()  # the perturbation points uphill
+    assert r[~mask[..., 0]].abs().sum() == 0
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(got[k], p.grad, msg=k)
+
+
+def test_adversarial_training_off_in_eval_and_at_zero():
+    model, batch = _adv_model_and_batch(0.5)
+    plain, _ = _adv_model_and_batch(0.0)
+    model.eval(), plain.eval()
+    assert model.loss(batch)[0].item() == pytest.approx(plain.loss(batch)[0].item())
+    plain.train()
+    loss, _ = plain.loss(batch)
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(plain(batch), batch.labels).item())
