@@ -41,7 +41,7 @@ class SequenceClassifier(nn.Module):
         adv_eps: > 0: adversarial training on the embeddings (Miyato et al. 2017, "Adversarial training
             methods for semi-supervised text classification"): :meth:`loss` adds the loss of the same batch
             with each example's embedded sequence moved along its loss gradient, by ``adv_eps`` times the
-            batch's mean token-vector norm (in L2 over the whole sequence). About twice the cost of a step.
+            batch's mean token-vector norm (in L2 over the whole sequence). One more forward and backward per step.
     """
 
     def __init__(self, embed: Embeddings, encoder: RNNEncoder, num_classes: int, pooling: str = "max",
