@@ -23,7 +23,7 @@ _WORD_PATTERN = r"n't\b|'(?:s|re|ve|ll|d|m)\b|\w+?(?=n't\b)|\w+|[^\w\s]"
 _HTML_BREAK = r"<br\s*/?>"
 
 Example = tuple[str, str]  # (text, label name)
-Encoded = tuple[list[int], int]  # (token ids, label index)
+Encoded = tuple  # (token ids, label index) or (token ids, label index, teacher class probabilities)
 
 
 # ------------------------------------------------------------------------------------------- tokenizer
@@ -167,12 +167,16 @@ def cv_fold(examples: list, k: int, fold: int, validation: float, seed: int) -> 
 
 # ----------------------------------------------------------------------------------------- batches
 def collate_classify(pad_id: int) -> Callable[[list[Encoded]], Batch]:
-    """``[(ids, label), ...]`` → ``Batch(src (B, T), src_lengths (B,), labels (B,))``; label -1 = none."""
+    """``[(ids, label), ...]`` → ``Batch(src (B, T), src_lengths (B,), labels (B,))``; label -1 = none.
+    Items ``(ids, label, probs)`` (a teacher's class probabilities, for distillation) add ``soft (B, C)``."""
 
     def collate(items: list[Encoded]) -> Batch:
-        src, lengths = pad([ids for ids, _ in items], pad_id)
-        labels = torch.tensor([y for _, y in items], dtype=torch.long)
-        return Batch({"src": src, "src_lengths": lengths, "labels": labels}, n_tokens={"source": int(lengths.sum())})
+        src, lengths = pad([it[0] for it in items], pad_id)
+        labels = torch.tensor([it[1] for it in items], dtype=torch.long)
+        tensors = {"src": src, "src_lengths": lengths, "labels": labels}
+        if len(items[0]) > 2:
+            tensors["soft"] = torch.tensor([it[2] for it in items], dtype=torch.float32)
+        return Batch(tensors, n_tokens={"source": int(lengths.sum())})
 
     return collate
 

@@ -20,6 +20,9 @@ Two ways to start from more than random weights:
   ``init_from`` an LM-pretraining checkpoint, the LM stage continues that language model (softmax included)
   on this config's LM text, e.g. a general movie-review LM fine-tuned on SST-2's phrases (ULMFiT's stage 2).
 
+``distill.teachers=[DIR, ...]`` adds knowledge distillation: the trained models' averaged class probabilities on
+the training texts become soft targets beside the gold labels (``distill.weight``, ``distill.temperature``).
+
 ``train`` ends by scoring the best checkpoint on the test split: ``output_dir/metrics.json`` holds ``accuracy``,
 ``macro_f1`` and the confusion matrix (rows gold, columns predicted).
 """
@@ -50,7 +53,7 @@ from ..nn.encoders import RNNEncoder
 from ..tasks.bilm import EncoderLM
 from ..tasks.classifier import SequenceClassifier, pooling_parts
 from ..train import checkpoint as ck
-from ..train.device import pick_device, seed_everything
+from ..train.device import pick_device, seed_everything, set_threads
 from ..train.loop import TrainConfig, Trainer
 from . import _sentiment_data as sd
 from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
@@ -146,6 +149,16 @@ class PretrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (Hinton et al. 2015): the averaged class probabilities of trained sentiment models
+    (``teachers``, at ``temperature``) on the training texts become soft targets beside the gold labels."""
+
+    teachers: list[str] = field(default_factory=list)  # trained sentiment runs (or checkpoints); empty: off
+    weight: float = 0.5  # loss = (1 - weight) CE(gold) + weight T^2 CE(teachers' probabilities)
+    temperature: float = 1.0  # T: softens teacher and student distributions alike
+
+
+@dataclass
 class Config:
     task: str = TASK
     output_dir: str = "runs/sentiment"
@@ -155,6 +168,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(eval_metric="accuracy", eval_mode="max"))
     init_from: str = ""  # a trained sentiment run/checkpoint (or LM-pretraining checkpoint) to fine-tune
+    distill: DistillConfig = field(default_factory=DistillConfig)
     record: bool = False  # also write results/sentiment/<record_name or config-name>.json
     record_name: str = ""  # e.g. sst2_vectors_seed2 for a seed of sst2_vectors.yaml
 
@@ -276,15 +290,19 @@ def load_extra_text(p: PretrainConfig, seed: int) -> list[str]:
 
 
 def encode(tok: Tokenizer, examples: list[sd.Example], labels: list[str], d: DataConfig, split: str,
-           note) -> list[sd.Encoded]:
-    """``[(ids, label index)]``; truncation and texts without tokens are reported once."""
+           note, soft: torch.Tensor | None = None) -> list[sd.Encoded]:
+    """``[(ids, label index)]`` (``[(ids, label index, probs)]`` with ``soft`` (N, C) target probabilities);
+    truncation and texts without tokens are reported once."""
     ids, n_trunc = sd.encode_texts(tok, [t for t, _ in examples], d.max_len, d.keep_head)
     if n_trunc:
         note(f"{split}: truncated {n_trunc} of {len(examples)} texts to {d.max_len} tokens "
              f"(first {min(d.keep_head, d.max_len)} + last {d.max_len - min(d.keep_head, d.max_len)})",
              event="truncated", split=split, count=n_trunc, total=len(examples))
     index = {lab: i for i, lab in enumerate(labels)}
-    out = [(x, index[y]) for x, (_, y) in zip(ids, examples) if x]
+    if soft is None:
+        out = [(x, index[y]) for x, (_, y) in zip(ids, examples) if x]
+    else:
+        out = [(x, index[y], p) for x, (_, y), p in zip(ids, examples, soft.tolist()) if x]
     if len(out) < len(examples):
         note(f"{split}: skipped {len(examples) - len(out)} texts with no tokens", event="skipped", split=split,
              counts={"no tokens": len(examples) - len(out)})
@@ -329,6 +347,47 @@ def _eval_fn(examples: list[sd.Encoded], labels: list[str], pad_id: int, max_tok
         return {k: m[k] for k in ("accuracy", "macro_f1", "loss")}
 
     return evaluate
+
+
+def teacher_targets(cfg: Config, examples: list[sd.Example], labels: list[str], out: Path, note) -> torch.Tensor:
+    """(N, C) soft targets for ``examples``: the mean over ``cfg.distill.teachers`` of each teacher's class
+    probabilities at temperature T (``softmax(log p / T)``). A text a teacher cannot read (no tokens) keeps its
+    gold label as target. Cached in ``out/teacher_probs.pt`` (a resumed run does not score again)."""
+    dist = cfg.distill
+    if dist.temperature <= 0 or not 0 <= dist.weight <= 1:
+        raise ConfigError(f"distill.temperature must be > 0 and distill.weight in [0, 1], got "
+                          f"{dist.temperature} and {dist.weight}")
+    teachers = [str(ck.resolve(t)) for t in dist.teachers]
+    key = {"teachers": teachers, "temperature": dist.temperature, "n": len(examples)}
+    cache = out / "teacher_probs.pt"
+    if cache.is_file():
+        saved = torch.load(cache)
+        if saved["key"] == key:
+            note(f"distillation: teacher probabilities from {cache}", event="distill_cached")
+            return saved["probs"]
+    set_threads(cfg.train.threads)
+    texts = [t for t, _ in examples]
+    gold = torch.as_tensor([labels.index(y) for _, y in examples])
+    total = torch.zeros(len(examples), len(labels))
+    for path in teachers:
+        pred = load_predictor(path, cfg.train.device)
+        if pred.labels != list(labels):
+            raise ConfigError(f"distill.teachers: {path} predicts {pred.labels}, this config's labels are {labels}")
+        probs = pred.probs(texts, max_tokens=cfg.data.eval_max_tokens, progress=cfg.train.progress)
+        note(f"distillation: teacher {path}: accuracy {float((probs.argmax(-1) == gold).float().mean()):.4f} on "
+             f"the {len(texts)} training texts", event="distill_teacher", teacher=path)
+        total += torch.softmax(probs.clamp_min(1e-12).log() / dist.temperature, dim=-1)
+    probs = total / len(teachers)
+    unread = probs.isnan().any(-1)
+    probs[unread] = torch.nn.functional.one_hot(gold[unread], len(labels)).float()
+    acc = float((probs.argmax(-1) == gold).float().mean())
+    note(f"distillation from {len(teachers)} teachers (T={dist.temperature}, weight {dist.weight}): their averaged "
+         f"probabilities agree with the gold label on {acc:.4f} of the training texts; {int(unread.sum())} texts "
+         "no teacher could read keep their gold label", event="distill", teachers=teachers, agreement=acc,
+         unread=int(unread.sum()))
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"key": key, "probs": probs}, cache)
+    return probs
 
 
 # ------------------------------------------------------------------------------------------- starting point
@@ -450,14 +509,15 @@ def _fit(cfg: Config, splits: dict[str, list[sd.Example]], labels: list[str], ou
                  f"entries{how} start from their vector", event="pretrained", filled=filled, vocab=tok.vocab_size)
     note(f"vocabulary {tok.vocab_size}, labels {labels}, model {sum(p.numel() for p in model.parameters())} "
          f"parameters", event="model", vocab=tok.vocab_size, labels=list(labels), args=margs)
-    enc = {s: encode(tok, ex, labels, d, s, note) for s, ex in splits.items()}
+    soft = teacher_targets(cfg, splits["train"], labels, out, note) if cfg.distill.teachers else None
+    enc = {s: encode(tok, ex, labels, d, s, note, soft if s == "train" else None) for s, ex in splits.items()}
 
     pre = None
     resuming = (out / "checkpoints" / ck.LATEST).exists() and cfg.train.resume
     if cfg.pretrain.enabled and not resuming:
         p = cfg.pretrain
         max_len = p.max_len or d.max_len
-        lm_texts = [x for x, _ in enc["train"]] if p.own_text else []
+        lm_texts = [ex[0] for ex in enc["train"]] if p.own_text else []
         if p.own_text and max_len != d.max_len:
             lm_texts = sd.encode_texts(tok, [t for t, _ in splits["train"]], max_len, d.keep_head)[0]
         extra_ids = [x for x in sd.encode_texts(tok, extra_lm, max_len, d.keep_head)[0] if x]
@@ -472,7 +532,8 @@ def _fit(cfg: Config, splits: dict[str, list[sd.Example]], labels: list[str], ou
 
     ckpt_conf = {"task": TASK, "config": to_dict(cfg), "model_args": margs, "labels": list(labels),
                  "preprocess": {"max_len": d.max_len, "keep_head": d.keep_head}, "fold": fold}
-    train_it = sd.batches(enc["train"], [len(x) for x, _ in enc["train"]], sd.collate_classify(tok.pad_id),
+    model.distill_weight, model.distill_temperature = cfg.distill.weight, cfg.distill.temperature
+    train_it = sd.batches(enc["train"], [len(ex[0]) for ex in enc["train"]], sd.collate_classify(tok.pad_id),
                           max_tokens=d.max_tokens, max_sentences=d.max_sentences, shuffle=True, seed=cfg.train.seed)
     evaluate = _eval_fn(enc["validation"], labels, tok.pad_id, d.eval_max_tokens, cfg.train.progress)
     trainer = Trainer(model, train_it, cfg.train, out, evaluate, ckpt_conf, {TOKENIZER_FILE: tok.save})
@@ -573,6 +634,8 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
     note = _Notes(out)
     splits, labels = load_data(cfg.data, note)
     if cfg.data.cv_folds >= 2:
+        if cfg.distill.teachers:
+            raise ConfigError("distill.teachers with data.cv_folds: the teachers would have seen the test folds")
         metrics = _train_cv(cfg, splits["train"], labels, out, note)
     else:
         extra = load_extra_text(cfg.pretrain, cfg.data.seed) if cfg.pretrain.enabled else []

@@ -42,6 +42,10 @@ class SequenceClassifier(nn.Module):
             methods for semi-supervised text classification"): :meth:`loss` adds the loss of the same batch
             with each example's embedded sequence moved along its loss gradient, by ``adv_eps`` times the
             batch's mean token-vector norm (in L2 over the whole sequence). One more forward and backward per step.
+
+    Knowledge distillation (Hinton et al. 2015): when a training batch carries ``soft`` (B, C) target
+    probabilities (a teacher's), :meth:`loss` is ``(1 - w) CE(labels) + w T² CE(soft, softmax(logits / T))``
+    with ``w = distill_weight`` and ``T = distill_temperature`` (attributes of the training run, not of the model).
     """
 
     def __init__(self, embed: Embeddings, encoder: RNNEncoder, num_classes: int, pooling: str = "max",
@@ -49,6 +53,7 @@ class SequenceClassifier(nn.Module):
                  adv_eps: float = 0.0):
         super().__init__()
         self.adv_eps = adv_eps
+        self.distill_weight, self.distill_temperature = 0.0, 1.0
         self.parts = pooling_parts(pooling)
         self.embed = embed
         self.encoder = encoder
@@ -103,9 +108,20 @@ class SequenceClassifier(nn.Module):
         """Logits (B, C)."""
         return self._classify(self._embed(batch), batch)
 
+    def _loss_of(self, logits: Tensor, batch) -> Tensor:
+        """Cross-entropy with the gold labels, mixed with the soft targets' when the batch has them."""
+        logits = logits.float()
+        hard = F.cross_entropy(logits, batch.labels)
+        w = self.distill_weight if "soft" in batch else 0.0
+        if w == 0:
+            return hard
+        t = self.distill_temperature
+        soft = -(batch.soft * F.log_softmax(logits / t, dim=-1)).sum(-1).mean() * (t * t)
+        return (1 - w) * hard + w * soft
+
     def loss(self, batch) -> tuple[Tensor, int]:
         emb = self._embed(batch)
-        loss = F.cross_entropy(self._classify(emb, batch).float(), batch.labels)
+        loss = self._loss_of(self._classify(emb, batch), batch)
         if not (self.training and self.adv_eps > 0 and torch.is_grad_enabled()):
             return loss, len(batch.labels)
         # One backward gives both the direction of the perturbation and the clean loss's parameter gradients;
@@ -117,7 +133,7 @@ class SequenceClassifier(nn.Module):
         g = (g_emb * mask).float()
         size = self.adv_eps * emb.detach().float().norm(dim=-1)[mask[..., 0]].mean()
         r = size * g / g.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None]
-        adv = F.cross_entropy(self._classify(emb + r.to(emb.dtype), batch).float(), batch.labels)
+        adv = self._loss_of(self._classify(emb + r.to(emb.dtype), batch), batch)
         grads = [(p, gp) for p, gp in zip(params, g_params) if gp is not None]
         surrogate = sum((p * gp).sum() for p, gp in grads)
         return adv + (surrogate - surrogate.detach()) + loss.detach(), len(batch.labels)

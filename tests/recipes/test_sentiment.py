@@ -17,7 +17,7 @@ from seqnlp.data.loading import DataSpec
 from seqnlp.nn.embeddings import Embeddings
 from seqnlp.nn.encoders import RNNEncoder
 from seqnlp.recipes import _sentiment_data as sd
-from seqnlp.recipes.sentiment import Config, build_model, main
+from seqnlp.recipes.sentiment import Config, build_model, main, teacher_targets
 from seqnlp.tasks.bilm import EncoderLM
 from seqnlp.tasks.classifier import SequenceClassifier
 
@@ -456,3 +456,53 @@ def test_adversarial_training_off_in_eval_and_at_zero():
     plain.train()
     loss, _ = plain.loss(batch)
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(plain(batch), batch.labels).item())
+
+
+def test_distillation_loss():
+    """Soft targets: (1 - w) CE(gold) + w T² CE(teacher probabilities, student softmax at T); a one-hot teacher
+    at T=1 is the plain loss, whatever w; batches without ``soft`` (evaluation) ignore the setting."""
+    model, _ = _adv_model_and_batch(0.0)
+    items = [([5, 7, 9, 11], 0, [0.8, 0.2]), ([3, 4], 1, [0.3, 0.7]), ([20, 21, 22], 1, [0.5, 0.5])]
+    batch = sd.collate_classify(0)(items)
+    assert batch.soft.shape == (3, 2) and batch.labels.tolist() == [0, 1, 1]
+    model.distill_weight, model.distill_temperature = 0.4, 2.0
+    logits = model(batch)
+    hard = torch.nn.functional.cross_entropy(logits, batch.labels)
+    soft = -(batch.soft * torch.log_softmax(logits / 2.0, -1)).sum(-1).mean() * 4.0
+    assert model.loss(batch)[0].item() == pytest.approx((0.6 * hard + 0.4 * soft).item(), rel=1e-5)
+    model.distill_weight, model.distill_temperature = 0.7, 1.0
+    onehot = sd.collate_classify(0)([(x, y, [1.0 - y, float(y)]) for x, y, _ in items])
+    assert model.loss(onehot)[0].item() == pytest.approx(hard.item(), rel=1e-5)
+    plain = sd.collate_classify(0)([(x, y) for x, y, _ in items])
+    assert model.loss(plain)[0].item() == pytest.approx(hard.item(), rel=1e-5)
+
+
+def test_distillation_from_a_trained_model(smoke_run, tmp_path, capsys):
+    """``distill.teachers``: the teachers score the training texts once (cached for a resumed run), the student
+    trains on gold + soft targets; a teacher with other labels, or cross-validation, is refused."""
+    out = tmp_path / "student"
+    args = ["--config", SMOKE, f"output_dir={out}", "pretrain.enabled=false", "train.max_steps=6",
+            "train.eval_every=3", f"distill.teachers=[{smoke_run},{smoke_run}]", "distill.temperature=2"]
+    assert main(args) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert sum(r["event"] == "distill_teacher" for r in log) == 2
+    (done,) = [r for r in log if r["event"] == "distill"]
+    assert 0.5 < done["agreement"] <= 1.0 and done["unread"] == 0
+    saved = torch.load(out / "teacher_probs.pt")
+    assert saved["probs"].shape == (4000, 2)  # train_limit
+    torch.testing.assert_close(saved["probs"].sum(-1), torch.ones(4000))
+    # each teacher's probabilities are softened to softmax(log p / T), then averaged
+    examples = [("a gorgeous , witty film", "positive"), ("dull , dull , dull", "negative")]
+    cfg = Config()
+    cfg.distill.teachers, cfg.distill.temperature, cfg.train.progress = [str(smoke_run)], 2.0, False
+    got = teacher_targets(cfg, examples, ["negative", "positive"], tmp_path / "t", lambda *a, **k: None)
+    p = seqnlp.load(smoke_run).probs([t for t, _ in examples])
+    torch.testing.assert_close(got, p.sqrt() / p.sqrt().sum(-1, keepdim=True))
+    assert json.loads((out / "metrics.json").read_text())["n"] == 200
+    assert main(["--config", SMOKE, f"output_dir={tmp_path / 'swapped'}", "pretrain.enabled=false",
+                 "data.labels=[positive,negative]", f"distill.teachers=[{smoke_run}]"]) == 2
+    err = capsys.readouterr().err
+    assert "predicts ['negative', 'positive'], this config's labels are ['positive', 'negative']" in err
+    assert main(["--config", SMOKE, f"output_dir={tmp_path / 'cv'}", "data.cv_folds=2",
+                 f"distill.teachers=[{smoke_run}]"]) == 2
+    assert "teachers would have seen the test folds" in capsys.readouterr().err
