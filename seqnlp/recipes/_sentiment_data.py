@@ -5,6 +5,7 @@ batches, and cross-validation folds. Everything here works on plain lists; the r
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -55,6 +56,20 @@ def build_tokenizer(texts: Sequence[str], vocab_size: int, min_freq: int, lowerc
                 vocab[w] = len(vocab)
         tok.model = models.WordLevel(vocab=vocab, unk_token=UNK)
     return Tokenizer(tok)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(]*[A-Z0-9])")
+
+
+def split_sentences(text: str, min_words: int = 3, max_words: int = 0) -> list[str]:
+    """The sentences of a raw review (split after ``.!?`` before a capital or digit; HTML breaks removed) with
+    ``min_words``..``max_words`` whitespace-separated words (``max_words`` 0: no upper limit)."""
+    out = []
+    for sent in _SENTENCE_END.split(re.sub(_HTML_BREAK, " ", text)):
+        n = len(sent.split())
+        if n >= min_words and (max_words <= 0 or n <= max_words):
+            out.append(" ".join(sent.split()))
+    return out
 
 
 def truncate(ids: list[int], max_len: int, keep_head: int) -> list[int]:

@@ -156,6 +156,12 @@ class DistillConfig:
     teachers: list[str] = field(default_factory=list)  # trained sentiment runs (or checkpoints); empty: off
     weight: float = 0.5  # loss = (1 - weight) CE(gold) + weight T^2 CE(teachers' probabilities)
     temperature: float = 1.0  # T: softens teacher and student distributions alike
+    # a transfer set (Hinton et al.; Tang et al. 2019): unlabelled texts the teachers label, trained on with the
+    # soft targets only, e.g. IMDB reviews cut into sentences
+    extra_text: list[ExtraText] = field(default_factory=list)
+    sentences: bool = True  # cut the extra texts into sentences of 3..max_words words
+    max_words: int = 50
+    extra_limit: int = 0  # a seeded subsample of this many extra texts (after the cut; 0: all)
 
 
 @dataclass
@@ -277,13 +283,14 @@ def load_data(d: DataConfig, note) -> tuple[dict[str, list[sd.Example]], list[st
     return splits, labels
 
 
-def load_extra_text(p: PretrainConfig, seed: int) -> list[str]:
+def load_extra_text(extra_text: list[ExtraText], seed: int, field_name: str = "pretrain.extra_text") -> list[str]:
+    """The non-blank texts of unlabelled datasets (``pretrain.extra_text``, ``distill.extra_text``)."""
     texts = []
-    for extra in p.extra_text:
+    for extra in extra_text:
         spec = DataSpec(extra.name, format=extra.format, splits=dict(extra.splits), columns=dict(extra.columns))
         for split, examples in load_splits(spec).items():
             if examples and "text" not in examples[0]:
-                raise DataError(f"split {split!r} has no text column; set pretrain.extra_text[].columns.text",
+                raise DataError(f"split {split!r} has no text column; set {field_name}[].columns.text",
                                 extra.name, field="text")
             texts += sd.subsample([t for ex in examples if (t := ex["text"]) and t.strip()], extra.limit, seed)
     return texts
@@ -349,16 +356,26 @@ def _eval_fn(examples: list[sd.Encoded], labels: list[str], pad_id: int, max_tok
     return evaluate
 
 
-def teacher_targets(cfg: Config, examples: list[sd.Example], labels: list[str], out: Path, note) -> torch.Tensor:
-    """(N, C) soft targets for ``examples``: the mean over ``cfg.distill.teachers`` of each teacher's class
-    probabilities at temperature T (``softmax(log p / T)``). A text a teacher cannot read (no tokens) keeps its
-    gold label as target. Cached in ``out/teacher_probs.pt`` (a resumed run does not score again)."""
+def transfer_texts(dist: DistillConfig, seed: int) -> list[str]:
+    """``distill.extra_text``: cut into sentences (``distill.sentences``), subsampled to ``distill.extra_limit``."""
+    texts = load_extra_text(dist.extra_text, seed, "distill.extra_text")
+    if dist.sentences:
+        texts = [s for t in texts for s in sd.split_sentences(t, 3, dist.max_words)]
+    return sd.subsample(texts, dist.extra_limit, seed)
+
+
+def teacher_targets(cfg: Config, texts: list[str], gold: list[int], labels: list[str], out: Path,
+                    note) -> torch.Tensor:
+    """(N, C) soft targets for ``texts``: the mean over ``cfg.distill.teachers`` of each teacher's class
+    probabilities at temperature T (``softmax(log p / T)``). ``gold``: label indices, -1 for unlabelled texts.
+    A labelled text a teacher cannot read (no tokens) keeps its gold label as target, an unlabelled one gets
+    NaNs. Cached in ``out/teacher_probs.pt`` (a resumed run does not score again)."""
     dist = cfg.distill
     if dist.temperature <= 0 or not 0 <= dist.weight <= 1:
         raise ConfigError(f"distill.temperature must be > 0 and distill.weight in [0, 1], got "
                           f"{dist.temperature} and {dist.weight}")
     teachers = [str(ck.resolve(t)) for t in dist.teachers]
-    key = {"teachers": teachers, "temperature": dist.temperature, "n": len(examples)}
+    key = {"teachers": teachers, "temperature": dist.temperature, "n": len(texts)}
     cache = out / "teacher_probs.pt"
     if cache.is_file():
         saved = torch.load(cache)
@@ -366,25 +383,26 @@ def teacher_targets(cfg: Config, examples: list[sd.Example], labels: list[str], 
             note(f"distillation: teacher probabilities from {cache}", event="distill_cached")
             return saved["probs"]
     set_threads(cfg.train.threads)
-    texts = [t for t, _ in examples]
-    gold = torch.as_tensor([labels.index(y) for _, y in examples])
-    total = torch.zeros(len(examples), len(labels))
+    gold = torch.as_tensor(gold, dtype=torch.long)
+    known = gold >= 0
+    total = torch.zeros(len(texts), len(labels))
     for path in teachers:
         pred = load_predictor(path, cfg.train.device)
         if pred.labels != list(labels):
             raise ConfigError(f"distill.teachers: {path} predicts {pred.labels}, this config's labels are {labels}")
         probs = pred.probs(texts, max_tokens=cfg.data.eval_max_tokens, progress=cfg.train.progress)
-        note(f"distillation: teacher {path}: accuracy {float((probs.argmax(-1) == gold).float().mean()):.4f} on "
-             f"the {len(texts)} training texts", event="distill_teacher", teacher=path)
+        acc = float((probs.argmax(-1) == gold)[known].float().mean())
+        note(f"distillation: teacher {path}: accuracy {acc:.4f} on the {int(known.sum())} labelled training texts",
+             event="distill_teacher", teacher=path)
         total += torch.softmax(probs.clamp_min(1e-12).log() / dist.temperature, dim=-1)
     probs = total / len(teachers)
-    unread = probs.isnan().any(-1)
+    unread = probs.isnan().any(-1) & known
     probs[unread] = torch.nn.functional.one_hot(gold[unread], len(labels)).float()
-    acc = float((probs.argmax(-1) == gold).float().mean())
+    acc = float((probs.argmax(-1) == gold)[known].float().mean())
     note(f"distillation from {len(teachers)} teachers (T={dist.temperature}, weight {dist.weight}): their averaged "
-         f"probabilities agree with the gold label on {acc:.4f} of the training texts; {int(unread.sum())} texts "
-         "no teacher could read keep their gold label", event="distill", teachers=teachers, agreement=acc,
-         unread=int(unread.sum()))
+         f"probabilities agree with the gold label on {acc:.4f} of the labelled training texts; {int(unread.sum())} "
+         f"texts no teacher could read keep their gold label; {int((~known).sum())} unlabelled texts",
+         event="distill", teachers=teachers, agreement=acc, unread=int(unread.sum()), unlabelled=int((~known).sum()))
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"key": key, "probs": probs}, cache)
     return probs
@@ -509,7 +527,18 @@ def _fit(cfg: Config, splits: dict[str, list[sd.Example]], labels: list[str], ou
                  f"entries{how} start from their vector", event="pretrained", filled=filled, vocab=tok.vocab_size)
     note(f"vocabulary {tok.vocab_size}, labels {labels}, model {sum(p.numel() for p in model.parameters())} "
          f"parameters", event="model", vocab=tok.vocab_size, labels=list(labels), args=margs)
-    soft = teacher_targets(cfg, splits["train"], labels, out, note) if cfg.distill.teachers else None
+    soft, transfer = None, []
+    if cfg.distill.teachers:
+        extra = transfer_texts(cfg.distill, d.seed)
+        n = len(splits["train"])
+        probs = teacher_targets(cfg, [t for t, _ in splits["train"]] + extra,
+                                [labels.index(y) for _, y in splits["train"]] + [-1] * len(extra), labels, out, note)
+        soft = probs[:n]
+        ids = sd.encode_texts(tok, extra, d.max_len, d.keep_head)[0]
+        transfer = [(x, -1, p) for x, p in zip(ids, probs[n:].tolist()) if x and not math.isnan(p[0])]
+        if extra:
+            note(f"distillation transfer set: {len(transfer)} unlabelled texts with only the teachers' targets",
+                 event="distill_transfer", texts=len(transfer))
     enc = {s: encode(tok, ex, labels, d, s, note, soft if s == "train" else None) for s, ex in splits.items()}
 
     pre = None
@@ -533,7 +562,8 @@ def _fit(cfg: Config, splits: dict[str, list[sd.Example]], labels: list[str], ou
     ckpt_conf = {"task": TASK, "config": to_dict(cfg), "model_args": margs, "labels": list(labels),
                  "preprocess": {"max_len": d.max_len, "keep_head": d.keep_head}, "fold": fold}
     model.distill_weight, model.distill_temperature = cfg.distill.weight, cfg.distill.temperature
-    train_it = sd.batches(enc["train"], [len(ex[0]) for ex in enc["train"]], sd.collate_classify(tok.pad_id),
+    items = enc["train"] + transfer  # the transfer set only here: not LM text, not in the counts above
+    train_it = sd.batches(items, [len(ex[0]) for ex in items], sd.collate_classify(tok.pad_id),
                           max_tokens=d.max_tokens, max_sentences=d.max_sentences, shuffle=True, seed=cfg.train.seed)
     evaluate = _eval_fn(enc["validation"], labels, tok.pad_id, d.eval_max_tokens, cfg.train.progress)
     trainer = Trainer(model, train_it, cfg.train, out, evaluate, ckpt_conf, {TOKENIZER_FILE: tok.save})
@@ -590,7 +620,7 @@ def _train_cv(cfg: Config, examples: list[sd.Example], labels: list[str], out: P
         if cfg.init_from:
             tok, model, margs = _from_checkpoint(cfg, labels, note)
         else:
-            extra = load_extra_text(cfg.pretrain, cfg.data.seed)
+            extra = load_extra_text(cfg.pretrain.extra_text, cfg.data.seed)
             if not extra:
                 raise ConfigError("cross-validation with pretrain.enabled needs pretrain.extra_text (the task's "
                                   "own text would include the test folds)")
@@ -638,7 +668,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
             raise ConfigError("distill.teachers with data.cv_folds: the teachers would have seen the test folds")
         metrics = _train_cv(cfg, splits["train"], labels, out, note)
     else:
-        extra = load_extra_text(cfg.pretrain, cfg.data.seed) if cfg.pretrain.enabled else []
+        extra = load_extra_text(cfg.pretrain.extra_text, cfg.data.seed) if cfg.pretrain.enabled else []
         metrics = _fit(cfg, splits, labels, out, note, extra_lm=extra)
     metrics["notes"] = [r["message"] for r in note.records if r["event"] in ("skipped", "truncated", "init_from")]
     write_json(out / "metrics.json", metrics)

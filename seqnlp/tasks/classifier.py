@@ -45,7 +45,8 @@ class SequenceClassifier(nn.Module):
 
     Knowledge distillation (Hinton et al. 2015): when a training batch carries ``soft`` (B, C) target
     probabilities (a teacher's), :meth:`loss` is ``(1 - w) CE(labels) + w T² CE(soft, softmax(logits / T))``
-    with ``w = distill_weight`` and ``T = distill_temperature`` (attributes of the training run, not of the model).
+    with ``w = distill_weight`` and ``T = distill_temperature`` (attributes of the training run, not of the model);
+    examples labelled -1 (unlabelled text the teacher labelled) contribute ``T² CE(soft, ...)`` alone.
     """
 
     def __init__(self, embed: Embeddings, encoder: RNNEncoder, num_classes: int, pooling: str = "max",
@@ -109,15 +110,16 @@ class SequenceClassifier(nn.Module):
         return self._classify(self._embed(batch), batch)
 
     def _loss_of(self, logits: Tensor, batch) -> Tensor:
-        """Cross-entropy with the gold labels, mixed with the soft targets' when the batch has them."""
+        """Cross-entropy with the gold labels, mixed with the soft targets' when the batch has them; an example
+        labelled -1 (a distillation transfer set's) has only its soft-target term."""
         logits = logits.float()
-        hard = F.cross_entropy(logits, batch.labels)
-        w = self.distill_weight if "soft" in batch else 0.0
-        if w == 0:
-            return hard
-        t = self.distill_temperature
-        soft = -(batch.soft * F.log_softmax(logits / t, dim=-1)).sum(-1).mean() * (t * t)
-        return (1 - w) * hard + w * soft
+        if "soft" not in batch:
+            return F.cross_entropy(logits, batch.labels)
+        w, t = self.distill_weight, self.distill_temperature
+        labelled = batch.labels >= 0
+        hard = F.cross_entropy(logits, batch.labels.clamp(min=0), reduction="none")
+        soft = -(batch.soft * F.log_softmax(logits / t, dim=-1)).sum(-1) * (t * t)
+        return torch.where(labelled, (1 - w) * hard + w * soft, soft).mean()
 
     def loss(self, batch) -> tuple[Tensor, int]:
         emb = self._embed(batch)

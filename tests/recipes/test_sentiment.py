@@ -475,6 +475,13 @@ def test_distillation_loss():
     assert model.loss(onehot)[0].item() == pytest.approx(hard.item(), rel=1e-5)
     plain = sd.collate_classify(0)([(x, y) for x, y, _ in items])
     assert model.loss(plain)[0].item() == pytest.approx(hard.item(), rel=1e-5)
+    # an unlabelled example (-1, a transfer set's) has only its soft term
+    model.distill_weight = 0.4
+    mixed = sd.collate_classify(0)([items[0], (items[1][0], -1, items[1][2])])
+    logits = model(mixed)
+    lp = torch.log_softmax(logits, -1)
+    want = (0.6 * -lp[0, 0] + 0.4 * -(mixed.soft[0] * lp[0]).sum() - (mixed.soft[1] * lp[1]).sum()) / 2
+    assert model.loss(mixed)[0].item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_distillation_from_a_trained_model(smoke_run, tmp_path, capsys):
@@ -495,7 +502,8 @@ def test_distillation_from_a_trained_model(smoke_run, tmp_path, capsys):
     examples = [("a gorgeous , witty film", "positive"), ("dull , dull , dull", "negative")]
     cfg = Config()
     cfg.distill.teachers, cfg.distill.temperature, cfg.train.progress = [str(smoke_run)], 2.0, False
-    got = teacher_targets(cfg, examples, ["negative", "positive"], tmp_path / "t", lambda *a, **k: None)
+    got = teacher_targets(cfg, [t for t, _ in examples], [1, -1], ["negative", "positive"], tmp_path / "t",
+                          lambda *a, **k: None)
     p = seqnlp.load(smoke_run).probs([t for t, _ in examples])
     torch.testing.assert_close(got, p.sqrt() / p.sqrt().sum(-1, keepdim=True))
     assert json.loads((out / "metrics.json").read_text())["n"] == 200
@@ -506,3 +514,30 @@ def test_distillation_from_a_trained_model(smoke_run, tmp_path, capsys):
     assert main(["--config", SMOKE, f"output_dir={tmp_path / 'cv'}", "data.cv_folds=2",
                  f"distill.teachers=[{smoke_run}]"]) == 2
     assert "teachers would have seen the test folds" in capsys.readouterr().err
+
+
+def test_distillation_transfer_set(smoke_run, tmp_path):
+    """``distill.extra_text``: unlabelled reviews cut into sentences, labelled by the teachers, trained on beside
+    the gold-labelled texts (and counted apart from them)."""
+    reviews = tmp_path / "reviews.jsonl"
+    rows = [{"text": "A fine film. The cast is superb!<br /><br />I loved it. Bad? No."},
+            {"text": "Dull and slow. Two hours lost."}]
+    reviews.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "student"
+    assert main(["--config", SMOKE, f"output_dir={out}", "pretrain.enabled=false", "train.max_steps=4",
+                 "train.eval_every=2", f"distill.teachers=[{smoke_run}]",
+                 f"distill.extra_text=[{{name: {tmp_path}, splits: {{train: reviews.jsonl}}}}]"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    (done,) = [r for r in log if r["event"] == "distill"]
+    assert done["unlabelled"] == 5  # "Bad?" and "No." are too short
+    (transfer,) = [r for r in log if r["event"] == "distill_transfer"]
+    assert transfer["texts"] == 5
+    assert torch.load(out / "teacher_probs.pt")["probs"].shape == (4000 + 5, 2)
+
+
+def test_split_sentences():
+    text = "It was great. Really!<br />The end... 2 stars? maybe not. Ok go."
+    assert sd.split_sentences(text, min_words=1) == ["It was great.", "Really!", "The end...",
+                                                     "2 stars? maybe not.", "Ok go."]
+    assert sd.split_sentences(text, min_words=3) == ["It was great.", "2 stars? maybe not."]
+    assert sd.split_sentences(text, min_words=1, max_words=2) == ["Really!", "The end...", "Ok go."]
