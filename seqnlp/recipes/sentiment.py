@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import json
 import math
 import sys
@@ -369,13 +370,15 @@ def teacher_targets(cfg: Config, texts: list[str], gold: list[int], labels: list
     """(N, C) soft targets for ``texts``: the mean over ``cfg.distill.teachers`` of each teacher's class
     probabilities at temperature T (``softmax(log p / T)``). ``gold``: label indices, -1 for unlabelled texts.
     A labelled text a teacher cannot read (no tokens) keeps its gold label as target, an unlabelled one gets
-    NaNs. Cached in ``out/teacher_probs.pt`` (a resumed run does not score again)."""
+    NaNs. Cached in ``out/teacher_probs.pt`` under the teachers, T and a digest of the texts (a resumed run
+    does not score again; changed data or teachers do)."""
     dist = cfg.distill
     if dist.temperature <= 0 or not 0 <= dist.weight <= 1:
         raise ConfigError(f"distill.temperature must be > 0 and distill.weight in [0, 1], got "
                           f"{dist.temperature} and {dist.weight}")
     teachers = [str(ck.resolve(t)) for t in dist.teachers]
-    key = {"teachers": teachers, "temperature": dist.temperature, "n": len(texts)}
+    digest = hashlib.sha1("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
+    key = {"teachers": teachers, "temperature": dist.temperature, "n": len(texts), "texts": digest}
     cache = out / "teacher_probs.pt"
     if cache.is_file():
         saved = torch.load(cache)

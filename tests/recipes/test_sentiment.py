@@ -506,6 +506,14 @@ def test_distillation_from_a_trained_model(smoke_run, tmp_path, capsys):
                           lambda *a, **k: None)
     p = seqnlp.load(smoke_run).probs([t for t, _ in examples])
     torch.testing.assert_close(got, p.sqrt() / p.sqrt().sum(-1, keepdim=True))
+    # the cache answers only for the same texts: other texts of the same count are scored afresh
+    notes = []
+    other = teacher_targets(cfg, ["a dull film", "a witty , gorgeous film"], [0, 1], ["negative", "positive"],
+                            tmp_path / "t", lambda *a, **k: notes.append(k.get("event")))
+    assert "distill_cached" not in notes and not torch.allclose(other, got)
+    again = teacher_targets(cfg, ["a dull film", "a witty , gorgeous film"], [0, 1], ["negative", "positive"],
+                            tmp_path / "t", lambda *a, **k: notes.append(k.get("event")))
+    assert notes[-1] == "distill_cached" and torch.equal(again, other)
     assert json.loads((out / "metrics.json").read_text())["n"] == 200
     assert main(["--config", SMOKE, f"output_dir={tmp_path / 'swapped'}", "pretrain.enabled=false",
                  "data.labels=[positive,negative]", f"distill.teachers=[{smoke_run}]"]) == 2
