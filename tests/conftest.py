@@ -41,3 +41,25 @@ def data_dir(real_data_root, request) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not found (set SEQNLP_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(real_data_root, tmp_path_factory):
+    """``smoke_runs(task)``: the directory of ``task``'s smoke config trained once per test session (fixed
+    seed, CPU, one thread, a loss logged every step: :mod:`tests.golden.smoke`), shared by the golden-loss
+    test and the contract test."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "golden"))
+    import smoke
+
+    done: dict[str, Path] = {}
+
+    def get(task: str) -> Path:
+        if task not in done:
+            out = tmp_path_factory.mktemp(f"smoke_{task}")
+            smoke.run(task, out)
+            done[task] = out
+        return done[task]
+
+    return get

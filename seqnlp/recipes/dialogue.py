@@ -50,7 +50,7 @@ from ..data.tokenizers import Tokenizer
 from ..metrics import distinct_n
 from ..tasks.seq2seq import Seq2Seq, build_seq2seq
 from ..train.checkpoint import CheckpointError, load_weights, read_config, resolve
-from ..train.device import pick_device
+from ..train.device import pick_device, seed_everything, set_threads
 from ..train.loop import TrainConfig, Trainer
 from ._common import (
     config_name,
@@ -443,6 +443,8 @@ def train(cfg: Config, config_path: str | None) -> dict:
     t_start = time.time()
     _check_search(cfg)
     out = prepare_run(cfg, config_path)
+    set_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed)  # before any model or data randomness
     d = cfg.data
     splits = load_data(d)
     train_ex, st = make_examples(splits["train"], d.context_turns)

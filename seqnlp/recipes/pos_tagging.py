@@ -47,7 +47,7 @@ from ..nn.encoders import RNNEncoder
 from ..nn.window import WindowEncoder
 from ..tasks.tagger import SequenceTagger
 from ..train import checkpoint as ck
-from ..train.device import pick_device, set_threads
+from ..train.device import pick_device, seed_everything, set_threads
 from ..train.loop import TrainConfig, Trainer
 from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
 
@@ -410,6 +410,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
     t_start = time.time()
     out = prepare_run(cfg, config_path)
     set_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed)  # before any model or data randomness
     splits = load_data(cfg.data)
     feats, model_args, model = setup_model(cfg, splits["train"])
     n_params = sum(p.numel() for p in model.parameters())

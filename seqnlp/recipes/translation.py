@@ -33,7 +33,7 @@ from ..data.loading import DataSpec, load_splits
 from ..data.readers import open_text
 from ..tasks.seq2seq import Seq2Seq, build_seq2seq
 from ..train.checkpoint import CheckpointError, load_train_state, load_weights, read_config, resolve
-from ..train.device import autocast, pick_device, pick_dtype, set_threads
+from ..train.device import autocast, pick_device, pick_dtype, seed_everything, set_threads
 from ..train.loop import TrainConfig, Trainer
 from ._common import (
     config_name,
@@ -337,6 +337,8 @@ def train(cfg: Config, config_path: str | None) -> dict:
     """Train, keep the checkpoint with the best validation BLEU, evaluate it on test; returns the metrics."""
     t_start = time.time()
     out = prepare_run(cfg, config_path)
+    set_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed)  # before any model or data randomness
     d = cfg.data
     splits = load_data(d)
     if cfg.model.share_src_tgt_embeddings and not d.joint_vocab:
