@@ -47,7 +47,7 @@ from ..nn.encoders import RNNEncoder
 from ..nn.window import WindowEncoder
 from ..tasks.tagger import SequenceTagger
 from ..train import checkpoint as ck
-from ..train.device import pick_device, seed_everything, set_threads
+from ..train.device import autocast, pick_device, pick_dtype, seed_everything, set_threads
 from ..train.loop import TrainConfig, Trainer
 from ._common import config_name, prepare_run, recipe_main, record_result, save_result_copy, write_json
 
@@ -55,7 +55,6 @@ TASK = "pos_tagging"
 WORDS_FILE, CHARS_FILE, FORMS_FILE = "words.json", "chars.json", "forms.json"
 ENCODERS = ("bilstm", "window")
 CHAR_FEATURES = ("lstm", "cnn", "none")
-_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -300,10 +299,8 @@ def tag_encoded(model: SequenceTagger, encoded: list[dict], chars: torch.Tensor,
         return []
     was_training = model.training
     model.eval()
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
-    dtype = _PRECISIONS[precision]
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    dtype = pick_dtype(precision, device)  # the one precision policy: fp32 where the CPU lacks bf16
+    with torch.inference_mode(), autocast(device, dtype):
         char_feats = model.word_table_features(chars.to(device), lengths.to(device))  # each distinct word once
         sampler = TokenBucketSampler([max(1, len(ex["words"])) for ex in encoded], max_tokens=max_tokens,
                                      max_sentences=max_sentences, shuffle=False, sort=True)

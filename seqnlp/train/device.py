@@ -25,28 +25,76 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``auto`` → bf16 on CUDA when supported, else none (fp32)."""
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_noted: set[tuple[str, str]] = set()
+
+
+def pick_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The one precision policy: the autocast dtype for ``precision`` on ``device``, or None (fp32).
+
+    Training (``train.precision``), evaluation and prediction of every task go through it; no dtype is sent
+    to a kernel any other way.
+
+    * ``fp32``: None everywhere.
+    * ``auto``: bf16 on CUDA where supported, else fp16; fp32 on CPU and MPS.
+    * ``bf16`` / ``fp16``: on CUDA as asked (bf16 falls back to fp16 on GPUs without it). On a CPU, bf16 runs
+      where oneDNN's bf16 RNN kernels exist (:func:`cpu_supports_bf16`: AVX512-BF16 / AMX, ~1.3x faster
+      seq2seq training measured on a Sapphire Rapids core); elsewhere, and for fp16 on a CPU, the run stays
+      in fp32 and says so once on stderr -- oneDNN has no LSTM primitive for those dtypes there.
+    """
+    if precision not in PRECISIONS and precision != "none":
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
     if precision in ("fp32", "none"):
         return None
-    if device.type == "cpu":
-        # Asked for explicitly, bf16 autocast runs where the CPU has native bf16 matrix units (AMX / AVX512-BF16:
-        # ~1.3x faster seq2seq training measured on a Sapphire Rapids core); elsewhere it is slower than fp32
-        # for RNNs, so fp32 is kept. ``auto`` stays fp32 on CPU.
-        if precision == "bf16" and _cpu_has_bf16():
-            return torch.bfloat16
-        return None
-    if device.type != "cuda":
-        return None
+    if device.type == "cuda":
+        if precision == "fp16" or not torch.cuda.is_bf16_supported():
+            if precision == "bf16":
+                _note(precision, device, "this GPU has no bf16: using fp16 autocast")
+            return torch.float16
+        return torch.bfloat16
     if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        return None
+    if device.type == "cpu" and precision == "bf16" and cpu_supports_bf16():
+        return torch.bfloat16
+    why = ("this CPU has no bf16 kernels for RNNs (AVX512-BF16/AMX)" if device.type == "cpu" and precision == "bf16"
+           else f"{precision} is not supported for RNNs on {device.type}")
+    _note(precision, device, f"{why}: running in fp32")
+    return None
+
+
+def _note(precision: str, device: torch.device, message: str) -> None:
+    key = (precision, device.type)
+    if key not in _noted:
+        _noted.add(key)
+        print(f"note: precision={precision} asked for, but {message}", file=sys.stderr)
+
+
+_bf16_probe: bool | None = None
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs a bf16 LSTM under autocast: oneDNN reports bf16 support *and* a one-step LSTM
+    actually runs (checked once per process; an AVX2-only CPU fails to create the LSTM primitive)."""
+    global _bf16_probe
+    if _bf16_probe is None:
+        _bf16_probe = _cpu_has_bf16() and _bf16_lstm_runs()
+    return _bf16_probe
 
 
 def _cpu_has_bf16() -> bool:
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
+        return False
+
+
+def _bf16_lstm_runs() -> bool:
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(4, 4, batch_first=True)(torch.zeros(1, 2, 4))
+        return True
+    except RuntimeError:
         return False
 
 
