@@ -1,5 +1,6 @@
-"""The char generator's results table: one row per ``results/char_generator/*.json`` (validation loss in nats
-and bits per character, parameters, training time, characters trained and their rate, commit, machine).
+"""The char generator's results table: one row per ``results/char_generator/[experiments/]*.json`` (validation
+loss in nats and bits per character, parameters, training time, characters trained and their rate, commit,
+machine).
 
     python benchmarks/char_generator_table.py [results/char_generator]
 """
@@ -15,7 +16,7 @@ CELLS = {"window": "window MLP (one-to-one)", "rnn": "Elman RNN", "lstm": "LSTM"
 
 def rows(folder: Path) -> list[dict]:
     out = []
-    for f in sorted(folder.glob("*.json")):
+    for f in sorted(folder.glob("*.json")) + sorted(folder.glob("experiments/*.json")):
         rec = json.loads(f.read_text())
         m = rec["metrics"]
         out.append({"config": f.stem, "model": CELLS.get(m.get("cell"), m.get("cell")), "hidden": m.get("hidden"),

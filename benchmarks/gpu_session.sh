@@ -27,7 +27,7 @@ elif ls .whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH=$ROOT:/tmp/site
 fi
 
-GPU="train.device=cuda train.progress=false record=true"  # precision: each config's own (auto = bf16 autocast on CUDA)
+GPU="train.device=cuda train.progress=false"  # each run's result.json comes back in gpu_results.tgz; precision: each config's own (auto = bf16 autocast on CUDA)
 
 # name | recipe | config | extra overrides (phase 2: all at once). Only rows whose CPU run is missing or
 # whose target is "any budget": the CPU already has the BiLSTM tagger and char-model results.
@@ -38,8 +38,8 @@ mt_en_fr|translation|multi30k_en_fr|train.threads=2 cpu_minutes=0
 pos_ud_ewt_window|pos_tagging|ud_ewt_window|train.threads=2
 pos_conll2000_window|pos_tagging|conll2000_window|train.threads=2
 sst2|sentiment|sst2|train.threads=2
-sst2_lm|sentiment|sst2_lm|train.threads=2 pretrain.train.threads=2 pretrain.train.device=cuda pretrain.train.max_minutes=2
-imdb_lm|sentiment|imdb_lm|train.threads=2 pretrain.train.threads=2 pretrain.train.device=cuda pretrain.train.max_minutes=2.5
+sst2_lm|sentiment|experiments/sst2_lm|train.threads=2 pretrain.train.threads=2 pretrain.train.device=cuda pretrain.train.max_minutes=2
+imdb_lm|sentiment|experiments/imdb_lm|train.threads=2 pretrain.train.threads=2 pretrain.train.device=cuda pretrain.train.max_minutes=2.5
 rotten_tomatoes|sentiment|rotten_tomatoes|train.threads=2 train.max_minutes=0.35
 dialogue|dialogue|dailydialog|train.threads=2
 EOF
@@ -56,10 +56,10 @@ if [ "$DRY" = 1 ]; then
       echo "ok  $name"
     fi
   done <<< "$JOBS"
-  for extra in "sst2_ft train.max_minutes=1.25" "rotten_tomatoes_ft train.max_minutes=0.2"; do
+  for extra in "experiments/sst2_ft train.max_minutes=1.25" "experiments/rotten_tomatoes_ft train.max_minutes=0.2"; do
     set -- $extra
     $PY recipes/sentiment.py --config recipes/configs/sentiment/$1.yaml --print-config $GPU $2 \
-      init_from=gpu_runs/imdb >/dev/null 2>logs/dry_$1.err && echo "ok  $1" || { echo "BAD $1"; fail=1; }
+      init_from=gpu_runs/imdb >/dev/null 2>"logs/dry_${1##*/}.err" && echo "ok  $1" || { echo "BAD $1"; fail=1; }
   done
   exit $fail
 fi
@@ -73,10 +73,10 @@ start=$(date +%s)
 timeout 40 $PY benchmarks/lstm_step.py --device cuda --json results/benchmarks/lstm_step_cuda.json \
   > logs/lstm_step_cuda.log 2>&1
 # translation and tagging training throughput on the otherwise idle GPU (steps capped; log_every small)
-timeout 60 $PY recipes/translation.py --config recipes/configs/translation/multi30k_de_en.yaml $GPU record=false \
+timeout 60 $PY recipes/translation.py --config recipes/configs/translation/multi30k_de_en.yaml $GPU \
   train.threads=4 cpu_minutes=0 train.max_steps=400 train.log_every=50 train.eval_every=100000 data.eval_limit=200 \
   output_dir=gpu_runs/throughput_mt > logs/throughput_mt.log 2>&1
-timeout 45 $PY recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml $GPU record=false \
+timeout 45 $PY recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml $GPU \
   train.threads=4 train.max_steps=400 train.log_every=50 output_dir=gpu_runs/throughput_pos \
   > logs/throughput_pos.log 2>&1
 echo "phase 1 done after $(( $(date +%s) - start )) s" >> logs/timeline.txt
@@ -108,10 +108,10 @@ done <<< "$JOBS"
 ( timeout 190 $PY recipes/sentiment.py --config recipes/configs/sentiment/imdb.yaml $GPU train.threads=2 \
     train.max_minutes=2.5 output_dir=gpu_runs/imdb > logs/imdb.log 2>&1
   echo "imdb rc=$? at $(( $(date +%s) - start )) s" >> logs/timeline.txt
-  ( timeout 170 $PY recipes/sentiment.py --config recipes/configs/sentiment/sst2_ft.yaml $GPU train.threads=2 \
+  ( timeout 170 $PY recipes/sentiment.py --config recipes/configs/sentiment/experiments/sst2_ft.yaml $GPU train.threads=2 \
       train.max_minutes=1.25 init_from=gpu_runs/imdb output_dir=gpu_runs/sst2_ft > logs/sst2_ft.log 2>&1
     echo "sst2_ft rc=$? at $(( $(date +%s) - start )) s" >> logs/timeline.txt ) &
-  ( timeout 170 $PY recipes/sentiment.py --config recipes/configs/sentiment/rotten_tomatoes_ft.yaml $GPU \
+  ( timeout 170 $PY recipes/sentiment.py --config recipes/configs/sentiment/experiments/rotten_tomatoes_ft.yaml $GPU \
       train.threads=2 train.max_minutes=0.2 init_from=gpu_runs/imdb output_dir=gpu_runs/rotten_tomatoes_ft \
       > logs/rotten_tomatoes_ft.log 2>&1
     echo "rotten_tomatoes_ft rc=$? at $(( $(date +%s) - start )) s" >> logs/timeline.txt ) &

@@ -3,8 +3,9 @@
 # 32 MiB, seqnlp.train.device.keep_freed_memory) does to training speed and peak memory on a CPU, on the real
 # recipes, side by side in one run:
 #   * translation, Multi30k de->en, the 45-minute configs of session 3 (Bahdanau, no input feeding) and
-#     session 4 (Luong general + input feeding): 200 training steps each, 2 threads, bf16 autocast;
-#   * the character LM (tinyshakespeare_ema.yaml, 2x512 LSTM, bf16): 120 steps, 1 thread.
+#     session 4 (Luong general + input feeding, dropout 0.3: experiments/multi30k_de_en_45min_d30.yaml, as measured):
+#     200 training steps each, 2 threads, bf16 autocast;
+#   * the character LM (experiments/tinyshakespeare_ema.yaml, 2x512 LSTM, bf16): 120 steps, 1 thread.
 # Each with keep_freed_memory=false, then true; prints tokens/s (mean over the logged windows after the first)
 # and peak RSS. Run it with the machine otherwise idle:
 #     bash benchmarks/keep_freed_memory.sh > results/benchmarks/keep_freed_memory.txt
@@ -23,9 +24,9 @@ print(f"{label:44s} {key} {sum(rates[1:]) / max(len(rates) - 1, 1):8.0f} (window
       f"peak RSS {rss_gb:.2f} GB", flush=True)
 PY
 }
-for cfg in multi30k_de_en_45min_bahdanau multi30k_de_en_45min; do
+for cfg in experiments/multi30k_de_en_45min_bahdanau experiments/multi30k_de_en_45min_d30; do
   for keep in false true; do
-    out="$work/${cfg}_$keep"
+    out="$work/${cfg##*/}_$keep"
     /usr/bin/time -f "%M" -o "$work/rss" python recipes/translation.py \
       --config "recipes/configs/translation/$cfg.yaml" output_dir="$out" train.progress=false \
       train.max_steps=200 train.eval_every=100000 train.epochs=1 train.threads=2 train.log_every=50 \
@@ -37,7 +38,7 @@ done
 for keep in false true; do
   out="$work/char_$keep"
   /usr/bin/time -f "%M" -o "$work/rss" python recipes/char_generator.py \
-    --config recipes/configs/char_generator/tinyshakespeare_ema.yaml output_dir="$out" train.progress=false \
+    --config recipes/configs/char_generator/experiments/tinyshakespeare_ema.yaml output_dir="$out" train.progress=false \
     train.max_steps=120 train.eval_every=100000 train.log_every=20 train.threads=1 train.ema_decay=0 \
     train.keep_freed_memory=$keep sample.gates_chars=0 >/dev/null 2>"$work/err" || { tail -5 "$work/err"; exit 1; }
   report "$out/log.jsonl" "$work/rss" "char tinyshakespeare keep_freed_memory=$keep" chars_tok_per_s

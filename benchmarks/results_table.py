@@ -1,4 +1,5 @@
-"""Print a markdown table of every full-run record under results/ (for docs/results.md).
+"""Print a markdown table of every full-run record under results/ and results/*/experiments/ (for docs/results.md;
+results/README.md, the headline table, comes from benchmarks/results_readme.py).
 
     python benchmarks/results_table.py [results]
 """
@@ -33,7 +34,7 @@ def portable(command: str) -> str:
 def main(root: str = "results") -> None:
     print("| record | metrics | wall | commit | machine | command |")
     print("|---|---|---|---|---|---|")
-    for f in sorted(Path(root).glob("*/*.json")):
+    for f in sorted(Path(root).glob("*/*.json")) + sorted(Path(root).glob("*/experiments/*.json")):
         rec = json.loads(f.read_text())
         if "metrics" not in rec or "command" not in rec:
             continue

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ import torch
 from seqnlp.config import load_config
 from seqnlp.data.batching import Batch
 from seqnlp.nn import dropout as seqnlp_dropout
-from seqnlp.recipes.translation import Config, build_model, model_args
+from seqnlp.tasks.translation import Config, build_model
 from seqnlp.train.device import autocast, keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,16 +89,17 @@ def main() -> int:
     base = None
     for spec in args.variants:
         name, _, kv = spec.partition(":")
-        margs = model_args(cfg.model, args.vocab, args.vocab, 0)
+        m = replace(cfg.model, src_vocab=args.vocab, tgt_vocab=args.vocab, pad_id=0)
         seqnlp_dropout.dropout = _ours
         for item in filter(None, kv.split(",")):
             k, _, v = item.partition("=")
             if k == "torch_dropout":  # the Dropout modules call torch's F.dropout (the mask before seqnlp's own)
                 seqnlp_dropout.dropout = _torch_dropout
                 continue
-            margs[k] = type(margs[k])(v == "true" if isinstance(margs[k], bool) else v)
+            old = getattr(m, k)
+            m = replace(m, **{k: type(old)(v == "true" if isinstance(old, bool) else v)})
         torch.manual_seed(0)
-        model = build_model(margs).train()
+        model = build_model(m).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         run_steps(model, opt, batches[:3], dtype)
         if args.profile and base is None:

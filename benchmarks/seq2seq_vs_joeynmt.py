@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "recipes" / "configs" / "translation" / "multi30k_de_en_45min_1thread.yaml"
+CONFIG = ROOT / "recipes" / "configs" / "translation" / "experiments" / "multi30k_de_en_45min_1thread.yaml"
 SPLITS = ("train", "val", "test_2016_flickr")
 
 JOEY_CONFIG = """\
@@ -191,7 +191,7 @@ def run_ours(args, work: Path, name: str, overrides: list[str]) -> dict:
     eval_cmd = [sys.executable, str(ROOT / "recipes" / "translation.py"), "--mode", "evaluate", "--model", str(out),
                 "search.beam_size=5", f"train.threads={args.threads}", *[o for o in overrides if "precision" in o]]
     timed(eval_cmd, work / f"{name}_eval.log", env, timeout=1800)
-    ev = json.loads((out / "eval_test.json").read_text())
+    ev = json.loads((out / "metrics_test.json").read_text())
     return {
         "train_target_tok_per_s": round(tgt, 1),
         "train_source_tok_per_s": round(src, 1),
@@ -212,7 +212,8 @@ def add_full_run_bleu(results: dict, results_dir: Path = ROOT / "results") -> No
     for key, names in (("bleu_seqnlp_45min", ["multi30k_de_en_45min_bahdanau", "multi30k_de_en_45min_1thread"]),
                        ("bleu_seqnlp_any_budget", ["multi30k_de_en", "multi30k_de_en_h200"])):
         found = [(json.loads(f.read_text())["metrics"]["bleu"], f.name) for name in names
-                 if (f := results_dir / "translation" / f"{name}.json").is_file()]
+                 for f in (results_dir / "translation" / f"{name}.json",
+                           results_dir / "translation" / "experiments" / f"{name}.json") if f.is_file()]
         best = max(found, default=(None, None))
         results[key], results[key + "_record"] = best
 
@@ -228,7 +229,7 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=3.0, help="our training minutes per variant")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--results", type=Path, default=ROOT / "results",
-                   help="where the full runs' results/translation/*.json are (for the BLEU fields)")
+                   help="where the full runs' results/translation/[experiments/]*.json are (for the BLEU fields)")
     p.add_argument("--update-bleu", action="store_true",
                    help="only fill in the full runs' BLEU (results/translation/*.json) in an existing --json file")
     args = p.parse_args()
@@ -246,9 +247,9 @@ def main() -> int:
     results["joeynmt"] = run_joey(args, args.work, ratio)
     results["load_after_joey"] = os.getloadavg()
     variants = {
-        "seqnlp": ["train.precision=bf16", "decode_precision=bf16"],  # fast path: no input feeding, bf16 autocast
-        "seqnlp_fp32": ["train.precision=fp32", "decode_precision=fp32"],
-        "seqnlp_input_feeding": ["train.precision=bf16", "decode_precision=bf16", "model.input_feeding=true"],
+        "seqnlp": ["train.precision=bf16", "infer_precision=bf16"],  # fast path: no input feeding, bf16 autocast
+        "seqnlp_fp32": ["train.precision=fp32", "infer_precision=fp32"],
+        "seqnlp_input_feeding": ["train.precision=bf16", "infer_precision=bf16", "model.input_feeding=true"],
     }
     for name, overrides in variants.items():
         results[name] = run_ours(args, args.work, name, overrides)

@@ -79,7 +79,9 @@ def side_ours(minutes: float, minutes_b32: float, vectors: str) -> dict:
 
     from seqnlp.config import load_config
     from seqnlp.data.batching import BatchIterator, TokenBucketSampler
-    from seqnlp.recipes.pos_tagging import Config, Featurizer, setup_model
+    from seqnlp.data.tagging import Featurizer
+    from seqnlp.recipes.pos_tagging import setup_model
+    from seqnlp.tasks.pos_tagging import Config
 
     torch.set_num_threads(2)
     torch.manual_seed(1)
@@ -257,7 +259,7 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from seqnlp.recipes._common import git_commit, machine, write_json
+    from seqnlp.train.rundir import git_commit, machine, write_json
 
     flair = run_side(args.flair_python, "flair", args)
     ours = run_side(sys.executable, "ours", args)

@@ -2,7 +2,7 @@
 it, and look inside the LSTM's gates. See ``python recipes/char_generator.py --help``.
 
     python recipes/char_generator.py --config recipes/configs/char_generator/tinyshakespeare.yaml
-    python recipes/char_generator.py --mode predict --model runs/char_tinyshakespeare --prompt "ROMEO:" --seed 1
+    python recipes/char_generator.py --mode predict --model runs/char_tinyshakespeare sample.seed=1 <<< "ROMEO:"
 """
 
 import os

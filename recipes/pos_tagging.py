@@ -3,9 +3,10 @@ or the lecture's fixed-window tagger.
 
     python recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml
     python recipes/pos_tagging.py --config recipes/configs/pos_tagging/conll2000.yaml model.encoder=window
-    echo "I saw her duck ." | python recipes/pos_tagging.py --mode predict --model runs/pos_ud_ewt
+    echo "I saw her duck ." | seqnlp predict --model runs/pos_ud_ewt
 
-Run with --help for every config key; the implementation is seqnlp/recipes/pos_tagging.py.
+Run with --help for every config key; the training script is seqnlp/recipes/pos_tagging.py, the task
+(predictor, evaluation, ensembles) seqnlp/tasks/pos_tagging.py.
 """
 
 import os

@@ -27,8 +27,8 @@ import torch  # noqa: E402
 from seqnlp.data.loading import data_root  # noqa: E402
 from seqnlp.data.readers import read_conll_columns, read_conllu, read_dailydialog, read_lines  # noqa: E402
 from seqnlp.data.word_vectors import normalize_word, split_words, write_vectors  # noqa: E402
-from seqnlp.recipes._common import git_commit, machine, write_json  # noqa: E402
 from seqnlp.tasks.skipgram import ppmi_svd_vectors, train_skipgram  # noqa: E402
+from seqnlp.train.rundir import git_commit, machine, write_json  # noqa: E402
 
 SOURCES = ("ewt", "conll2000", "imdb", "sst2", "rt_polarity", "dailydialog", "multi30k")
 

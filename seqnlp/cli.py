@@ -1,99 +1,94 @@
-"""``seqnlp`` command line: dispatches to the task's recipe.
+"""``seqnlp`` command line: ``train`` runs the recipe of the config's task; every other command runs a trained
+model through :mod:`seqnlp.runner`. The tasks are those of the registry, :data:`seqnlp.tasks.TASKS`.
 
-    seqnlp train --config recipes/configs/sentiment/sst2.yaml [key.sub=value ...]
+    seqnlp train --config recipes/configs/sentiment/sst2.yaml [key.sub=value ...] [--record PATH]
     seqnlp evaluate --model runs/sst2 [--split test]
-    seqnlp predict --model runs/sst2 [--input FILE] [--output FILE]
+    seqnlp predict --model runs/sst2 [--input FILE] [--output FILE] [--format text|jsonl]
+    seqnlp ensemble --model runs/a --ensemble runs/b,runs/c
     seqnlp chat --model runs/dailydialog
+    seqnlp tasks
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import os
 import sys
 
-from omegaconf import OmegaConf
+# OpenMP threads that spin while waiting make torch 3-10x slower when the cores are shared with other processes
+# (measured: 2 threads on 2 busy cores); passive waiting costs little on an idle machine. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# task name (the `task` key of a config / checkpoint) → recipe module
-TASKS = {
-    "sentiment": "seqnlp.recipes.sentiment",
-    "pos_tagging": "seqnlp.recipes.pos_tagging",
-    "translation": "seqnlp.recipes.translation",
-    "dialogue": "seqnlp.recipes.dialogue",
-    "char_generator": "seqnlp.recipes.char_generator",
-}
+from .tasks import TASKS, get_task  # noqa: E402  (no torch import: the registry is plain data)
 
+USAGE = """usage: seqnlp COMMAND [options]
 
-def recipe_module(task: str):
-    if task not in TASKS:
-        raise SystemExit(f"error: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
-    return importlib.import_module(TASKS[task])
+Recurrent networks for sequence tasks on text.
+
+commands:
+  train      train a model from a recipe config: seqnlp train --config FILE [key.sub=value ...]
+  evaluate   score a trained model on a split (writes metrics_<split>.json in its run directory)
+  predict    run a trained model on input lines from a file or stdin (text or jsonl output)
+  ensemble   score several trained models of one task together
+  chat       talk to a trained dialogue model in the terminal
+  tasks      list the tasks
+{extra}
+Run `seqnlp COMMAND --help` for a command's options; `seqnlp train --config FILE --help` lists every key of
+that task's config with its default.
+
+{codes}"""
 
 
 def _task_of_config(path: str) -> str:
+    from .config import ConfigError, read_yaml_layers
+
     try:
-        task = OmegaConf.load(path).get("task")
+        task = read_yaml_layers(path).get("task")
     except FileNotFoundError:
-        raise SystemExit(f"error: config file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path}") from None
     if not task:
-        raise SystemExit(f"error: {path} has no `task:` key (one of {', '.join(TASKS)})")
+        raise ConfigError(f"{path} has no `task:` key (one of {', '.join(TASKS)})")
+    get_task(str(task))
     return str(task)
 
 
-def _task_of_model(path: str) -> str:
-    from .train.checkpoint import CheckpointError, read_config, resolve
-
-    try:
-        return read_config(resolve(path))["task"]
-    except (CheckpointError, KeyError) as e:
-        raise SystemExit(f"error: {e}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
+    from .runner import EXIT_CODES, EXIT_USAGE, MODES
+    from .runner import main as run
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(
-        prog="seqnlp",
-        description="Recurrent networks for sequence tasks on text. Each command dispatches to the "
-        "recipe of the task named in the config (train) or in the trained model (evaluate, predict, chat).",
-        epilog="Run `seqnlp COMMAND --help`, or `python recipes/<task>.py --help` for a recipe's config keys.",
-    )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    t = sub.add_parser("train", help="train a model from a recipe config", add_help=False)
-    t.add_argument("--config", required=True)
-    for name, text in (("evaluate", "score a trained model on a split (writes metrics.json)"),
-                       ("predict", "run a trained model on raw input from a file or stdin"),
-                       ("chat", "talk to a trained dialogue model in the terminal")):
-        s = sub.add_parser(name, help=text, add_help=False)
-        s.add_argument("--model", required=True)
-    sub.add_parser("tasks", help="list the tasks and their recipe modules")
+    extra = sorted({m for t in TASKS.values() for m in t.modes})
+    usage = USAGE.format(extra="".join(f"  {m:10s} the {', '.join(t.name for t in TASKS.values() if m in t.modes)} "
+                                       f"task's {m} command\n" for m in extra), codes=EXIT_CODES)
     if not argv or argv[0] in ("-h", "--help"):
-        p.print_help()
+        print(usage)
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "tasks":
-        for k, v in TASKS.items():
-            print(f"{k:16s} {v}")
-        return 0
-    if cmd not in ("train", "evaluate", "predict", "chat"):
-        p.print_help(sys.stderr)
-        return 2
-    known, _ = sub.choices[cmd].parse_known_args(rest)
-    if "-h" in rest or "--help" in rest:
-        if cmd == "train" and getattr(known, "config", None):
-            task = _task_of_config(known.config)
-            return recipe_module(task).main(["--help"])
-        print(f"usage: seqnlp {cmd} {'--config FILE [key=value ...]' if cmd == 'train' else '--model DIR'} "
-              "[recipe options]\n\nThe recipe's own --help lists its options: python recipes/<task>.py --help")
+        for t in TASKS.values():
+            print(f"{t.name:16s} {t.shape:28s} {t.description}")
         return 0
     if cmd == "train":
-        if not getattr(known, "config", None):
-            raise SystemExit("error: seqnlp train needs --config FILE")
-        task = _task_of_config(known.config)
-        return recipe_module(task).main(["--mode", "train", *rest])
-    if not getattr(known, "model", None):
-        raise SystemExit(f"error: seqnlp {cmd} needs --model DIR")
-    task = _task_of_model(known.model)
-    return recipe_module(task).main(["--mode", cmd, *rest])
+        from .config import ConfigError
+
+        config = next((rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "--config"), None)
+        config = config or next((a.split("=", 1)[1] for a in rest if a.startswith("--config=")), None)
+        if config is None:
+            if "-h" in rest or "--help" in rest:
+                print("usage: seqnlp train --config FILE [key.sub=value ...] [--record PATH]\n\n"
+                      "`seqnlp train --config FILE --help` lists every key of that config's task.")
+                return 0
+            print("error: seqnlp train needs --config FILE (recipes/configs/<task>/<preset>.yaml)", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            task = _task_of_config(config)
+        except (ConfigError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        return get_task(task).recipe_main()(rest)
+    if cmd in MODES or cmd in extra:
+        return run(cmd, rest)
+    print(f"error: unknown command {cmd!r}\n\n{usage}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

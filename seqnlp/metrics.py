@@ -66,6 +66,19 @@ def chrf(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, str]:
     return score.score, str(m.get_signature())
 
 
+def bleu_chrf(hyps: Sequence[str], refs: Sequence[str]) -> dict:
+    """sacreBLEU (cased, detokenised, 13a tokenizer) and chrF of detokenised hypotheses against references.
+
+    Returns ``{"bleu", "chrf", "signature", "chrf_signature"}`` (scores rounded to 2 decimals); ``signature``
+    is BLEU's.
+    """
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    b, b_sig = bleu(hyps, refs)
+    c, c_sig = chrf(hyps, refs)
+    return {"bleu": round(b, 2), "chrf": round(c, 2), "signature": b_sig, "chrf_signature": c_sig}
+
+
 def perplexity(nll_sum: float, n_items: int) -> float:
     return math.exp(min(nll_sum / max(n_items, 1), 700.0))
 

@@ -1,14 +1,17 @@
 import subprocess
 import sys
 
-from seqnlp.cli import TASKS, main
+from seqnlp.cli import main
+from seqnlp.runner import EXIT_DATA, EXIT_USAGE
+from seqnlp.tasks import TASKS
 
 
-def test_help_lists_commands(capsys):
+def test_help_lists_commands_and_exit_codes(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for cmd in ("train", "evaluate", "predict", "chat"):
-        assert cmd in out
+    for cmd in ("train", "evaluate", "predict", "ensemble", "chat", "tasks", "gates", "attention"):
+        assert f"\n  {cmd}" in out
+    assert "exit status" in out
 
 
 def test_console_script_runs():
@@ -17,7 +20,18 @@ def test_console_script_runs():
 
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
-    import pytest
+    assert main(["evaluate", "--model", str(tmp_path)]) == EXIT_DATA
+    assert "no checkpoint found" in capsys.readouterr().err
 
-    with pytest.raises(SystemExit, match="no checkpoint found"):
-        main(["evaluate", "--model", str(tmp_path)])
+
+def test_usage_errors(tmp_path, capsys):
+    assert main(["no-such-command"]) == EXIT_USAGE
+    assert main(["train"]) == EXIT_USAGE
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == EXIT_USAGE
+    cfg = tmp_path / "notask.yaml"
+    cfg.write_text("output_dir: x\n")
+    assert main(["train", "--config", str(cfg)]) == EXIT_USAGE
+    cfg.write_text("task: no_such_task\n")
+    assert main(["train", "--config", str(cfg)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "missing.yaml" in err and "no `task:` key" in err and "unknown task 'no_such_task'" in err

@@ -45,16 +45,17 @@ class SequenceClassifier(nn.Module):
 
     Knowledge distillation (Hinton et al. 2015): when a training batch carries ``soft`` (B, C) target
     probabilities (a teacher's), :meth:`loss` is ``(1 - w) CE(labels) + w T² CE(soft, softmax(logits / T))``
-    with ``w = distill_weight`` and ``T = distill_temperature`` (attributes of the training run, not of the model);
-    examples labelled -1 (unlabelled text the teacher labelled) contribute ``T² CE(soft, ...)`` alone.
+    with ``w = distill_weight`` and ``T = distill_temperature`` (settings of the training run, not of the
+    architecture: a checkpoint's model is rebuilt without them); examples labelled -1 (unlabelled text the
+    teacher labelled) contribute ``T² CE(soft, ...)`` alone.
     """
 
     def __init__(self, embed: Embeddings, encoder: RNNEncoder, num_classes: int, pooling: str = "max",
                  dropout: float = 0.3, word_dropout: float = 0.0, unk_id: int = 1, pad_id: int = 0,
-                 adv_eps: float = 0.0):
+                 adv_eps: float = 0.0, distill_weight: float = 0.0, distill_temperature: float = 1.0):
         super().__init__()
         self.adv_eps = adv_eps
-        self.distill_weight, self.distill_temperature = 0.0, 1.0
+        self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         self.parts = pooling_parts(pooling)
         self.embed = embed
         self.encoder = encoder

@@ -17,24 +17,30 @@ optional ``cond (B,)``. ``batch.meta["reset"]`` (default True) starts from a fre
 False the state left by the previous ``loss`` call is carried over (detached). That carried state is
 part of :meth:`LanguageModel.training_state`, which the Trainer checkpoints, so a resumed run goes on
 exactly where it stopped.
+
+:func:`stream_loss` and :func:`batches_loss` score a stream and separate sequences;
+:func:`lstm_activations` gives an LSTM model's gates and cell state over a text (drawn by
+:mod:`seqnlp.viz.gates`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..data.batching import Batch
 from ..data.stream import stream_rows
 from ..nn.dropout import Dropout
 from ..nn.embeddings import Embeddings
+from ..nn.lstm import from_torch
 from ..nn.window import WindowEncoder
 from ..search import filter_logits
 
-__all__ = ["CausalWindow", "LanguageModel", "generate", "stream_loss"]
+__all__ = ["CausalWindow", "LanguageModel", "batches_loss", "generate", "lstm_activations", "stream_loss"]
 
 RECURRENT = (nn.LSTM, nn.GRU, nn.RNN)
 
@@ -251,3 +257,42 @@ def stream_loss(model: LanguageModel, ids: Tensor, num_rows: int, bptt: int, dev
         count += targets.numel()
     model.train(was_training)
     return total / max(count, 1), count
+
+
+@torch.no_grad()
+def batches_loss(model: LanguageModel, batches: Iterable[Batch], device: torch.device) -> tuple[float, int]:
+    """Mean nats per predicted token over batches of separate sequences (``inputs (B, T)``, ``targets (B, T)``
+    with pad 0, optional ``cond (B,)``), each read from its initial (condition's) state; returns
+    ``(mean_nll, n_targets)``."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        batch = batch.to(device)
+        state = model.init_state(len(batch.inputs), batch.cond if model.cond is not None else None)
+        logits, _ = model(batch.inputs, state)
+        total += float(F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(), ignore_index=0,
+                                       reduction="sum"))
+        count += int((batch.targets != 0).sum())
+    model.train(was_training)
+    return total / max(count, 1), count
+
+
+@torch.no_grad()
+def lstm_activations(embed: nn.Module, lstm: nn.LSTM, ids: Tensor, state=None) -> list[dict[str, Tensor]]:
+    """Run the explicit-gates twin of ``lstm`` over one text.
+
+    Args:
+        embed: ids (1, T) → (1, T, E), in eval mode (no dropout).
+        lstm: the trained batch-first ``torch.nn.LSTM`` (or a :class:`seqnlp.nn.LSTM`).
+        ids: (T,) token ids.
+        state: optional initial ``(h_0, c_0)``, each (L, 1, H).
+
+    Returns:
+        for each layer, ``{"forget", "input", "candidate", "output", "cell", "hidden"}``, each (T, H) on the CPU.
+    """
+    explicit = from_torch(lstm) if isinstance(lstm, nn.LSTM) else lstm
+    explicit.eval()
+    x = embed(ids.view(1, -1))
+    _, _, acts = explicit(x, state, return_activations=True)
+    return [{k: v[0].float().cpu() for k, v in layer.items()} for layer in acts]

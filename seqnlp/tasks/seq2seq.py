@@ -3,7 +3,12 @@
 ``Seq2Seq(src_embed, encoder, bridge, decoder)`` follows the task-model contract
 (``forward(batch)``, ``loss(batch) -> (loss, n_items)``) and the search protocol of
 :mod:`seqnlp.search` (``start``, ``step``, ``reorder``), so greedy, beam search and sampling
-work on it unchanged.
+work on it unchanged. :class:`Seq2SeqConfig` is the model config of both seq2seq tasks (the
+builder's input and a checkpoint's ``model`` block); :func:`build_seq2seq` the one builder.
+
+What translation's and dialogue's predictors share lives here once: :class:`Seq2SeqPredictor`
+(loading, decoding under the inference precision, ``predict`` with one result per input),
+:func:`summed_loss` (teacher-forced loss over batches) and :func:`write_nbest` (``--format nbest``).
 
 Batch tensors: ``src (B, S)``, ``src_lengths (B,)``, ``tgt_in (B, T)`` (``<s> y1 .. yn``),
 ``tgt_out (B, T)`` (``y1 .. yn </s>``), padding id 0.
@@ -11,13 +16,55 @@ Batch tensors: ``src (B, S)``, ``src_lengths (B,)``, ``tgt_in (B, T)`` (``<s> y1
 
 from __future__ import annotations
 
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
+from ..config import ConfigError
+from ..data.tokenizers import Tokenizer
+from ..nn.attention import build_attention
 from ..nn.decoders import DecoderState, LSTMDecoder
 from ..nn.embeddings import Embeddings
 from ..nn.encoders import RNNEncoder
+from ..search import SearchConfig, decode_texts
+from ..train import checkpoint as ck
+from ..train.device import autocast, pick_dtype
+from ..train.loop import TrainConfig
+from ..train.rundir import one_line
+from .base import as_inputs
+
+
+@dataclass
+class Seq2SeqConfig:
+    """The seq2seq model's options and, below them, the sizes training fills in from the data."""
+
+    emb_size: int = 256
+    hidden_size: int = 256  # encoder: per direction; decoder
+    enc_layers: int = 1
+    dec_layers: int = 1
+    bidirectional: bool = True  # encoder
+    attention: str = "bahdanau"  # bahdanau | luong_general | luong_dot | none
+    attention_size: int = 0  # Bahdanau's hidden size (0: hidden_size)
+    input_feeding: bool = False
+    dropout: float = 0.3
+    emb_dropout: float = 0.3
+    tie_embeddings: bool = True  # decoder embeddings = output layer
+    share_src_tgt_embeddings: bool = False  # one embedding table for both sides (needs one joint vocabulary)
+    label_smoothing: float = 0.1
+    packed: bool = True  # encoder over a PackedSequence; False: over the padded batch (~2x faster on CPU, the
+    #   same outputs but no final cell state, so the bridge builds the decoder's c from the final h)
+    # from the data (set by training; 0 until then)
+    src_vocab: int = 0
+    tgt_vocab: int = 0
+    pad_id: int = 0
 
 
 class Bridge(nn.Module):
@@ -96,27 +143,127 @@ class Seq2Seq(nn.Module):
         return state.reorder(index)
 
 
-def build_seq2seq(src_vocab: int, tgt_vocab: int, *, emb_size: int = 256, hidden_size: int = 256,
-                  enc_layers: int = 1, dec_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
-                  attention: str = "bahdanau", attention_size: int = 0, input_feeding: bool = False,
-                  dropout: float = 0.2, emb_dropout: float = 0.2, tie_embeddings: bool = True,
-                  share_src_tgt_embeddings: bool = False, label_smoothing: float = 0.1,
-                  pad_id: int = 0) -> Seq2Seq:
-    """The one place that turns seq2seq model options into modules."""
-    from ..nn.attention import build_attention
+def build_seq2seq(m: Seq2SeqConfig | int, tgt_vocab: int | None = None, **options: Any) -> Seq2Seq:
+    """The one place where a seq2seq model config becomes modules.
 
-    src_embed = Embeddings(src_vocab, emb_size, pad_id, emb_dropout)
-    tgt_embed = Embeddings(tgt_vocab, emb_size, pad_id, emb_dropout)
-    if share_src_tgt_embeddings:
-        if src_vocab != tgt_vocab:
+    ``build_seq2seq(src_vocab, tgt_vocab, **options)`` is short for
+    ``build_seq2seq(Seq2SeqConfig(src_vocab=src_vocab, tgt_vocab=tgt_vocab, **options))``.
+    """
+    if not isinstance(m, Seq2SeqConfig):
+        m = Seq2SeqConfig(src_vocab=m, tgt_vocab=tgt_vocab or 0, **options)
+    if not (m.src_vocab and m.tgt_vocab):
+        raise ConfigError("model.src_vocab and model.tgt_vocab come from the data: set them (training does)")
+    src_embed = Embeddings(m.src_vocab, m.emb_size, m.pad_id, m.emb_dropout)
+    tgt_embed = Embeddings(m.tgt_vocab, m.emb_size, m.pad_id, m.emb_dropout)
+    if m.share_src_tgt_embeddings:
+        if m.src_vocab != m.tgt_vocab:
             raise ValueError("share_src_tgt_embeddings needs one joint vocabulary")
         tgt_embed.lut = src_embed.lut
-    encoder = RNNEncoder(emb_size, hidden_size, enc_layers, cell, bidirectional, dropout)
+    encoder = RNNEncoder(m.emb_size, m.hidden_size, m.enc_layers, "lstm", m.bidirectional, m.dropout, packed=m.packed)
     attn = None
-    if attention != "none":
-        attn = build_attention(attention, hidden_size, encoder.output_size, attention_size or hidden_size)
-    decoder = LSTMDecoder(tgt_embed, hidden_size, dec_layers, encoder.output_size, attn, input_feeding,
-                          output_size=emb_size, vocab_size=tgt_vocab, dropout=dropout,
-                          tie_embeddings=tie_embeddings)
-    bridge = Bridge(encoder.output_size if encoder.cell != "gru" else encoder.output_size, hidden_size, dec_layers)
-    return Seq2Seq(src_embed, encoder, bridge, decoder, pad_id, label_smoothing)
+    if m.attention != "none":
+        attn = build_attention(m.attention, m.hidden_size, encoder.output_size, m.attention_size or m.hidden_size)
+    decoder = LSTMDecoder(tgt_embed, m.hidden_size, m.dec_layers, encoder.output_size, attn, m.input_feeding,
+                          output_size=m.emb_size, vocab_size=m.tgt_vocab, dropout=m.dropout,
+                          tie_embeddings=m.tie_embeddings)
+    bridge = Bridge(encoder.output_size, m.hidden_size, m.dec_layers)
+    return Seq2Seq(src_embed, encoder, bridge, decoder, m.pad_id, m.label_smoothing)
+
+
+def train_defaults(**options: Any) -> TrainConfig:
+    """The training-loop options both seq2seq tasks start from (Adam at 1e-3, the rate halved after a validation
+    plateau, gradients clipped to norm 1), with the task's own ``options``."""
+    return TrainConfig(**{"optimizer": "adam", "lr": 1e-3, "scheduler": "plateau", "plateau_factor": 0.5,
+                          "plateau_patience": 1, "clip_grad_norm": 1.0, **options})
+
+
+@torch.no_grad()
+def summed_loss(model: Seq2Seq, batches: Iterable, device: torch.device, progress: bool = False,
+                desc: str = "loss") -> tuple[float, int]:
+    """``(sum of loss x n_items, sum of n_items)`` of the model over ``batches``, teacher forced, in eval mode
+    (the loss without label smoothing: summed negative log-likelihood in nats, and the target tokens)."""
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    for batch in tqdm(batches, total=len(batches) if hasattr(batches, "__len__") else None, desc=desc,
+                      disable=not progress, leave=False, dynamic_ncols=True):
+        loss, k = model.loss(batch.to(device))
+        total += float(loss) * k
+        n += k
+    model.train(was_training)
+    return total, n
+
+
+# ------------------------------------------------------------------------------------------- predictor
+class Seq2SeqPredictor:
+    """A trained seq2seq model with its tokenizers, run config (``.config``) and search, ready to decode.
+
+    Subclasses say how inputs become source ids (:meth:`encode`) and under which key a result holds its best
+    hypothesis (``result_key``); ``predict`` gives ``{result_key: best text, "nbest": [{"text", "score"}]}``
+    per input, in order, and ``{result_key: "", "nbest": []}`` for an empty input. Scores are those of beam
+    search (length-penalised log-probabilities); greedy search and sampling give ``None``.
+    """
+
+    result_key = "text"
+    strip = False  # strip white space off hypotheses
+    desc = "decode"  # progress bar label
+
+    def __init__(self, model: Seq2Seq, src_tok: Tokenizer, tgt_tok: Tokenizer, config: Any, checkpoint: Path,
+                 device: torch.device):
+        self.model, self.src_tok, self.tgt_tok = model.eval(), src_tok, tgt_tok
+        self.config, self.checkpoint, self.device = config, Path(checkpoint), device
+        self.search: SearchConfig = config.search
+        self.amp_dtype = pick_dtype(config.infer_precision, device)  # None: fp32
+
+    @classmethod
+    def load(cls, ckpt: Path, stored: ck.Stored, cfg: Any, device: torch.device, src_tok: Tokenizer,
+             tgt_tok: Tokenizer):
+        """The model of checkpoint ``ckpt`` (its config block ``stored.model``) on ``device``, with ``cfg``."""
+        model = build_seq2seq(stored.model_config(Seq2SeqConfig))
+        ck.load_weights(model, ckpt)
+        return cls(model.to(device), src_tok, tgt_tok, cfg, ckpt, device)
+
+    def encode(self, inputs: list) -> tuple[list[list[int]], list[bool]]:
+        """Source ids of every input and whether each input is empty (nothing to answer)."""
+        raise NotImplementedError
+
+    def decode(self, srcs: Sequence[list[int]], search: SearchConfig | None = None,
+               progress: bool = False) -> list[list[tuple[str, float]]]:
+        """The n-best ``(text, score)`` lists of source ids ``srcs`` (default search: the config's)."""
+        with autocast(self.device, self.amp_dtype):
+            nbest = decode_texts(self.model, self.tgt_tok, srcs, search or self.search, device=self.device,
+                                 progress=progress, desc=self.desc).nbest
+        if self.strip:
+            nbest = [[(h.strip(), s) for h, s in n] for n in nbest]
+        return nbest
+
+    def predict(self, inputs, progress: bool = False, *, search: SearchConfig | None = None) -> list[dict]:
+        """One result per input, in order (see the class docstring)."""
+        inputs = as_inputs(inputs)
+        srcs, empty = self.encode(inputs)
+        keep = [i for i, e in enumerate(empty) if not e]
+        results = [{self.result_key: "", "nbest": []} for _ in inputs]
+        for i, nbest in zip(keep, self.decode([srcs[i] for i in keep], search, progress)):
+            results[i] = {self.result_key: nbest[0][0],
+                          "nbest": [{"text": t, "score": float(s) if math.isfinite(s) else None} for t, s in nbest]}
+        return results
+
+
+def write_nbest(sink, lines: list, results: list[dict], predictor: Any = None) -> None:
+    """``--format nbest``: ``i ||| hypothesis ||| score`` per hypothesis (``i`` counts inputs from 0; score
+    ``nan`` where the search gives none); an input without hypotheses (a blank one) has one line with an
+    empty hypothesis, so every input is there."""
+    for i, r in enumerate(results):
+        for h in r["nbest"] or [{"text": "", "score": None}]:
+            score = "nan" if h["score"] is None else f"{h['score']:.4f}"
+            sink.write(f"{i} ||| {one_line(h['text'])} ||| {score}\n")
+
+
+def note_truncated(count: int, total: int, what: str) -> None:
+    """One line on stderr when inputs were cut to the model's length limit (say nothing when none were)."""
+    if count:
+        print(f"note: {count} of {total} inputs {what}", file=sys.stderr)
+
+
+__all__ = ["Bridge", "Seq2Seq", "Seq2SeqConfig", "Seq2SeqPredictor", "build_seq2seq", "note_truncated",
+           "summed_loss", "train_defaults", "write_nbest"]

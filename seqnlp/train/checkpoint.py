@@ -189,3 +189,96 @@ def prune(ckpt_root: Path, keep: int, protect: set[str]) -> None:
     for p in steps[: max(0, len(steps) - keep)]:
         if p.name not in protect:
             shutil.rmtree(p, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------- the config.json schema
+FORMAT_VERSION = 2
+_V1_DROPPED = ("record", "record_name")  # run-config keys of format 1 that no longer exist
+
+
+def checkpoint_config(task: str, model: Any, run_config: Any, **data: Any) -> dict:
+    """``config.json`` of every task's checkpoints (format 2), each value stored once::
+
+        {"format_version": 2, "task": "sentiment",
+         "model": {...},    # the task's ModelConfig: the builder's input (vocabulary sizes included)
+         "data": {...},     # facts of the data the model was trained on (labels, tags, tokenizer files, ...)
+         "config": {...}}   # the resolved run config, less its model block (that is "model")
+
+    ``model`` and ``run_config`` are dataclass instances (or plain dicts).
+    """
+    import dataclasses
+
+    def plain(x):
+        return json.loads(json.dumps(dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x, default=str))
+
+    run = plain(run_config)
+    run.pop("model", None)
+    return {"format_version": FORMAT_VERSION, "task": task, "model": plain(model), "data": plain(data),
+            "config": run}
+
+
+class Stored:
+    """A checkpoint's ``config.json`` read as format 2 (format-1 files, written before the task API, are
+    upgraded on reading: ``model`` = their run config's model block updated by ``model_args``)."""
+
+    def __init__(self, data: dict, path: Path):
+        self.path = path
+        self.format_version = int(data.get("format_version", FORMAT_VERSION))
+        self.task: str = data["task"]
+        self.model: dict = dict(data.get("model") or {})
+        self.data: dict = dict(data.get("data") or {})
+        self.config: dict = dict(data.get("config") or {})
+
+    def run_config(self, schema: type, overrides: list[str] | tuple[str, ...] = ()):
+        """The run config as ``schema`` (the model block from ``model``) with dotted ``overrides`` applied."""
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        from ..config import ConfigError
+
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"overrides must look like key.sub=value, got: {bad}")
+        try:
+            base = OmegaConf.structured(schema)
+            stored = OmegaConf.merge(base, {**self.config, "model": self.model})
+        except OmegaConfBaseException as e:
+            raise CheckpointError(f"{self.path / CONFIG} does not fit this version's {self.task} config: {e}") from None
+        try:
+            return OmegaConf.to_object(OmegaConf.merge(stored, OmegaConf.from_dotlist(list(overrides))))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"bad override: {e}") from None
+
+    def model_config(self, schema: type):
+        """The ``model`` block as the task's ModelConfig dataclass."""
+        from ..config import ConfigError, from_dict
+
+        try:
+            return from_dict(schema, self.model)
+        except ConfigError as e:
+            raise CheckpointError(f"{self.path / CONFIG}: model block: {e}") from None
+
+
+def read_stored(ckpt: Path) -> Stored:
+    """:func:`read_config` as a :class:`Stored`; an unknown ``format_version`` is a clear error."""
+    data = read_config(ckpt)
+    f = Path(ckpt) / CONFIG
+    if not isinstance(data, dict) or "task" not in data:
+        raise CheckpointError(f"{f} is not a seqnlp checkpoint config (no 'task' key)")
+    version = data.get("format_version", 1)
+    if version == 1:
+        data = upgrade_v1(data)
+    elif version != FORMAT_VERSION:
+        raise CheckpointError(f"{f} has format_version {version!r}; this seqnlp reads format_version "
+                              f"{FORMAT_VERSION} (and 1, the checkpoints written before it): upgrade seqnlp")
+    return Stored(data, Path(ckpt))
+
+
+def upgrade_v1(data: dict) -> dict:
+    """A format-1 ``config.json`` (``config`` + ``model_args`` + facts at the top level) as format 2."""
+    config = dict(data.get("config") or {})
+    model = {**(config.pop("model", None) or {}), **(data.get("model_args") or {})}
+    for k in _V1_DROPPED:
+        config.pop(k, None)
+    facts = {k: v for k, v in data.items() if k not in ("task", "config", "model_args", "format_version")}
+    return {"format_version": 1, "task": data["task"], "model": model, "data": facts, "config": config}

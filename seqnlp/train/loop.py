@@ -5,7 +5,7 @@ mean over the ``n_items`` items (tokens, sentences) of the batch. The recipe han
 loop a :class:`~seqnlp.data.batching.BatchIterator`, an ``evaluate(model) -> dict`` callback
 and what the checkpoint needs besides the weights; the loop does the rest: AdamW/SGD, warm-up
 and decay or reduce-on-plateau, clipping, an exponential moving average of the weights (OpenNMT-py's
-``average_decay``), evaluation every N steps, early stopping, progress
+``average_decay``), evaluation every N steps, early stopping, step / wall-time / CPU-time budgets, progress
 bars with named throughput, a JSON-lines log, mixed precision on CUDA, checkpoints with exact
 resume, Ctrl-C handling and non-finite-loss checks.
 """
@@ -189,12 +189,18 @@ class Trainer:
             the raw ones in the training state).
         checkpoint_config: plain data written as the checkpoint's ``config.json``.
         extra_files: files of the checkpoint besides weights (see :func:`save_checkpoint`).
+        cpu_minutes: also stop after this much CPU time spent in training steps (0: no cap).
+            ``time.process_time()`` (CPU seconds of this process, all threads) is summed around each step, kept
+            in the training state (exact resume), logged with the end record and returned by :meth:`fit` as
+            ``train_cpu_seconds``; unlike ``max_minutes`` (wall time) it does not shrink when other jobs share
+            the machine's cores: with one torch thread a CPU minute is a minute of one core.
     """
 
     def __init__(self, model: torch.nn.Module, train_batches: BatchIterator, cfg: TrainConfig,
                  output_dir: str | Path, evaluate: Callable[[torch.nn.Module], dict[str, float]] | None,
-                 checkpoint_config: dict, extra_files: dict[str, Any] | None = None):
+                 checkpoint_config: dict, extra_files: dict[str, Any] | None = None, cpu_minutes: float = 0.0):
         self.cfg = cfg
+        self.cpu_minutes = cpu_minutes
         set_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.device = pick_device(cfg.device)
@@ -213,6 +219,7 @@ class Trainer:
         steps_per_epoch = len(train_batches)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
         self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0
         self.sched = build_scheduler(self.opt, cfg, total, elapsed=lambda: self.train_seconds)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
@@ -243,6 +250,7 @@ class Trainer:
             "bad_evals": self.bad_evals,
             "skipped": self.skipped,
             "train_seconds": self.train_seconds,
+            "train_cpu_seconds": self.train_cpu_seconds,
             # state a model keeps between batches (e.g. a recurrent state carried in truncated BPTT)
             "model_state": self.model.training_state() if hasattr(self.model, "training_state") else {},
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -285,6 +293,7 @@ class Trainer:
         self.bad_evals = int(st["bad_evals"])
         self.skipped = int(st["skipped"])
         self.train_seconds = float(st["train_seconds"])
+        self.train_cpu_seconds = float(st.get("train_cpu_seconds", 0.0))
         if self.ema is not None and st.get("ema"):
             self.ema.load_state_dict(st["ema"])  # saved swapped: its avg holds the raw weights
             if self._averaged():
@@ -379,6 +388,8 @@ class Trainer:
             return "early_stopping"
         if self._interrupted:
             return "interrupted"
+        if self.cpu_minutes and self.train_cpu_seconds >= self.cpu_minutes * 60:
+            return "cpu_minutes"
         return None
 
     def fit(self) -> dict:
@@ -404,9 +415,9 @@ class Trainer:
         elif not self.history or self.history[-1].get("event") != "eval":
             self.run_evaluation()
         self.log({"event": "end", "reason": reason, "train_seconds": self.train_seconds,
-                  "skipped": self.skipped})
-        return {"reason": reason, "steps": self.step, "best": self.best,
-                "train_seconds": self.train_seconds, "skipped_batches": self.skipped}
+                  "skipped": self.skipped, "train_cpu_seconds": self.train_cpu_seconds})
+        return {"reason": reason, "steps": self.step, "best": self.best, "train_seconds": self.train_seconds,
+                "train_cpu_seconds": self.train_cpu_seconds, "skipped_batches": self.skipped}
 
     def _epoch(self) -> str | None:
         sampler = self.batches.sampler
@@ -416,8 +427,9 @@ class Trainer:
         tok_counts: dict[str, int] = {}
         loss_sum, items, t_window = 0.0, 0, time.perf_counter()
         for batch in self.batches:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = self._train_step(batch)
+            self.train_cpu_seconds += time.process_time() - c0
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             self.train_seconds += time.perf_counter() - t0

@@ -1,4 +1,5 @@
-"""Dialogue recipe: smoke run end to end, scripted chat, predict/evaluate, context building and truncation."""
+"""Dialogue: smoke run end to end, the predictor, scripted chat, runner modes, format-1 checkpoints, the
+precision policy, and context building and truncation."""
 
 import io
 import json
@@ -6,26 +7,27 @@ import math
 from pathlib import Path
 
 import pytest
+import seq2seq_checks as checks  # tests/recipes/seq2seq_checks.py
 
 import seqnlp
 from seqnlp import cli
+from seqnlp.data.dialogue import SEP, DialogueStats, encode_contexts, join_context, make_examples
 from seqnlp.data.errors import DataError
 from seqnlp.data.tokenizers import Tokenizer
-from seqnlp.recipes._seq2seq import SearchConfig
-from seqnlp.recipes.dialogue import (
-    SEP,
+from seqnlp.recipes.dialogue import main
+from seqnlp.search import SearchConfig
+from seqnlp.tasks.dialogue import (
+    Config,
     DataConfig,
-    DialogueStats,
-    encode_contexts,
-    join_context,
+    chat_session,
+    format_text,
     load_data,
-    main,
-    make_examples,
-    parse_context,
+    parse_input,
     perplexities,
     reply_metrics,
     spaced,
 )
+from seqnlp.train import checkpoint as ck
 
 CONFIG = Path(__file__).parents[2] / "recipes" / "configs" / "dialogue" / "smoke.yaml"
 GREEDY = ["search.method=greedy"]
@@ -58,27 +60,42 @@ def test_smoke_run_writes_metrics_for_every_decoding(smoke_run):
     assert result["metrics"]["perplexity"] == ppl and len(result["samples"]) == 3
     assert set(result["samples"][0]) == {"context", "reference", "greedy", "beam", "sample"}
     assert (smoke_run / "samples.test.md").read_text().count("- reference: ") == 3
-    cfg = json.loads(next((smoke_run / "checkpoints").glob("step_*/config.json")).read_text())
-    assert cfg["task"] == "dialogue" and cfg["model_args"]["src_vocab"] == 500
+    stored = json.loads(next((smoke_run / "checkpoints").glob("step_*/config.json")).read_text())
+    assert set(stored) == {"format_version", "task", "model", "data", "config"} and stored["format_version"] == 2
+    assert stored["task"] == "dialogue" and stored["model"]["src_vocab"] == stored["model"]["tgt_vocab"] == 500
+    assert stored["model"]["packed"] is False and stored["model"]["share_src_tgt_embeddings"] is True
 
 
-def test_responder_handles_empty_long_and_nbest(smoke_run):
+def test_predict_gives_one_result_per_input_in_order_empty_contexts_empty(smoke_run):
+    bot = seqnlp.load(smoke_run, overrides=GREEDY)
+    inputs = ["Hi , how are you ? __eou__ Fine , thanks .", "", ["Hi , how are you ?", "Fine , thanks ."], [],
+              [" ", ""], "What time is it ?"]
+    results = bot.predict(inputs)
+    assert len(results) == 6 and all(set(r) == {"reply", "nbest"} for r in results)
+    assert results[1] == results[3] == results[4] == {"reply": "", "nbest": []}
+    assert results[0] == results[2]  # "__eou__" separates the turns of a string
+    assert results[5]["reply"] == bot.predict("What time is it ?")[0]["reply"] == format_text(results[5])
+    assert results[5]["nbest"][0] == {"text": results[5]["reply"], "score": None}  # greedy: no score
+
+
+def test_responder_handles_long_contexts_and_nbest(smoke_run):
     bot = seqnlp.load(smoke_run)
     long_turn = " ".join(["why ?"] * 200)
-    out = bot.respond([[], [""], "Hello !", ["Hi .", "How are you ?", long_turn], ["a", "b", "c", "d", "e"]],
-                      SearchConfig(method="greedy", max_len_ratio=0.0, min_max_len=12, max_output_len=12))
-    assert len(out) == 5 and all(isinstance(r, str) and len(r.split()) <= 12 for r in out)
+    search = SearchConfig(method="greedy", max_len_ratio=0.0, min_max_len=12, max_output_len=12)
+    out = bot.predict([["Hello !"], ["Hi .", "How are you ?", long_turn], ["a", "b", "c", "d", "e"]], search=search)
+    assert len(out) == 3 and all(isinstance(r["reply"], str) and len(r["reply"].split()) <= 12 for r in out)
     st = bot.last_stats
     assert st.contexts_truncated == 1 and st.turns_dropped == 1 and st.tokens_cut > 0  # k=2: "Hi ." is not used
-    nbest = bot.respond_nbest(["Hello !"], SearchConfig(method="beam", beam_size=3, n_best=3, max_output_len=10,
-                                                          max_len_ratio=0.0, min_max_len=10))
-    assert len(nbest[0]) == 3 and [s for _, s in nbest[0]] == sorted((s for _, s in nbest[0]), reverse=True)
-    samples = bot.respond_nbest(["Hello !"], SearchConfig(method="sample", n_best=4, top_k=20, temperature=0.7,
-                                                            max_len_ratio=0.0, min_max_len=10, max_output_len=10))
-    assert len(samples[0]) == 4 and all(math.isnan(s) for _, s in samples[0])
+    beam = SearchConfig(method="beam", beam_size=3, n_best=3, max_output_len=10, max_len_ratio=0.0, min_max_len=10)
+    scores = [h["score"] for h in bot.predict(["Hello !"], search=beam)[0]["nbest"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    sample = SearchConfig(method="sample", n_best=4, top_k=20, temperature=0.7, max_len_ratio=0.0, min_max_len=10,
+                          max_output_len=10)
+    samples = bot.predict(["Hello !"], search=sample)[0]["nbest"]
+    assert len(samples) == 4 and all(h["score"] is None for h in samples)
 
 
-def _chat(monkeypatch, capsys, script: str, args: list[str]) -> tuple[list[str], str]:
+def _chat(monkeypatch, capsys, script: str, args: list) -> tuple[list[str], str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(script))
     assert args[0](args[1:]) == 0
     captured = capsys.readouterr()
@@ -96,8 +113,9 @@ def test_scripted_chat_keeps_history_and_resets(smoke_run, monkeypatch, capsys):
     assert replies2 == replies
 
 
-def test_chat_session_history(smoke_run):
-    session = seqnlp.load(smoke_run).chat()
+def test_chat_session_history_and_banner(smoke_run):
+    session = chat_session(seqnlp.load(smoke_run))
+    assert "sample (temperature 1.0, top-k 0, top-p 0.9)" in session.banner and "last 2 turns" in session.banner
     session.say("Hi !")
     session.say("Where are you going ?")
     assert len(session.history) == 4 and session.history[0] == "Hi !"
@@ -105,19 +123,21 @@ def test_chat_session_history(smoke_run):
     assert session.history == []
 
 
-def test_predict_and_evaluate_modes(smoke_run, tmp_path, capsys):
+def test_predict_and_evaluate_commands(smoke_run, tmp_path, capsys):
     src = tmp_path / "in.txt"
     src.write_text("Hi , how are you ? __eou__ Fine , and you ? __eou__\n\nWhat time is it ?\n")
     dst = tmp_path / "out.txt"
     assert main(["--mode", "predict", "--model", str(smoke_run), "--input", str(src), "--output", str(dst),
                  *GREEDY]) == 0
-    assert len(dst.read_text().split("\n")) == 4
-    assert main(["--mode", "predict", "--model", str(smoke_run), "--input", str(src), "--output", str(dst),
-                 "search.method=beam", "search.n_best=2", "search.beam_size=2"]) == 0
+    lines = dst.read_text().split("\n")
+    assert len(lines) == 4 and lines[1] == ""
+    assert cli.main(["predict", "--model", str(smoke_run), "--input", str(src), "--output", str(dst),
+                     "--format", "nbest", "search.method=beam", "search.n_best=2", "search.beam_size=2"]) == 0
     lines = dst.read_text().splitlines()
-    assert len(lines) == 6 and lines[0].startswith("0 ||| ") and lines[-1].startswith("2 ||| ")
+    assert len(lines) == 5 and lines[0].startswith("0 ||| ") and lines[2] == "1 |||  ||| nan"
+    assert lines[-1].startswith("2 ||| ")
     assert main(["--mode", "evaluate", "--model", str(smoke_run), "compare=[greedy]", "decode_limit=5"]) == 0
-    ev = json.loads((smoke_run / "eval_test.json").read_text())
+    ev = json.loads((smoke_run / "metrics_test.json").read_text())
     assert ev["compare"] == ["greedy"] and ev["decoded"] == 5 and "distinct_2_vs_greedy" not in ev
     assert "perplexity" in capsys.readouterr().out
 
@@ -130,6 +150,23 @@ def test_clear_errors_instead_of_tracebacks(smoke_run, tmp_path, capsys):
     assert "compare must list" in capsys.readouterr().err
     assert main(["--mode", "chat", "--model", str(tmp_path / "nothing")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_format_1_checkpoint_loads_and_predicts_the_same(smoke_run, tmp_path):
+    best = ck.resolve(smoke_run)
+    v2 = json.loads((best / "config.json").read_text())
+    v1, missing = checks.as_format_1(v2, vocab_size=v2["model"]["src_vocab"])
+    assert missing == {"infer_precision"}  # dialogue had no precision key
+    old = checks.rewrite(best, tmp_path / "v1", v1)
+    legacy = seqnlp.load(old, device="cpu")
+    assert legacy.config.model.packed is False and legacy.config.infer_precision == "fp32"
+    contexts = ["Hi , how are you ? __eou__ Fine , thanks .", "", "What time is it ?"]
+    assert legacy.predict(contexts) == seqnlp.load(smoke_run, device="cpu").predict(contexts)
+
+
+def test_bf16_on_a_cpu_without_it_runs_in_fp32_with_one_note(smoke_run, monkeypatch, capsys):
+    contexts = ["Hello !", "", "Hi , how are you ? __eou__ Fine , thanks ."]
+    checks.assert_bf16_falls_back_to_fp32(smoke_run, contexts, monkeypatch, capsys)
 
 
 # ------------------------------------------------------------------------------------------- units
@@ -172,17 +209,17 @@ def test_metrics_helpers():
     assert m["distinct_1"] == pytest.approx(5 / 10) and m["distinct_2"] == pytest.approx(4 / 8)
     assert m["avg_length"] == pytest.approx(10 / 3, abs=0.01) and m["empty_replies"] == 1 and m["bleu"] > 0
     assert spaced(10, 0) == list(range(10)) and spaced(10, 3) == [0, 3, 6] and spaced(2, 5) == [0, 1]
-    assert parse_context("a __eou__ b __eou__") == ["a", "b"] and parse_context("") == [""]
+    assert parse_input("a __eou__ b __eou__") == ["a", "b"] and parse_input("") == [""]
 
 
 def test_hub_style_list_column_and_bad_rows(tmp_path):
     rows = [{"dialog": ["Hi . ", "Hello !", "Bye ."], "act": [1, 1, 1]}, {"dialog": ["Yes ?", "No ."], "act": [2, 1]}]
     for split in ("train", "validation", "test"):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    splits = load_data(DataConfig(name=str(tmp_path), format="auto"))  # the turns column is guessed ("dialog")
+    splits = load_data(Config(data=DataConfig(name=str(tmp_path), format="auto")))  # the turns column is guessed
     assert splits["train"] == [["Hi .", "Hello !", "Bye ."], ["Yes ?", "No ."]]
     (tmp_path / "bad").mkdir()
     for split in ("train", "validation"):
         (tmp_path / "bad" / f"{split}.jsonl").write_text(json.dumps({"text": "not a list"}) + "\n")
     with pytest.raises(DataError, match="list of turns"):
-        load_data(DataConfig(name=str(tmp_path / "bad"), format="auto", columns={"turns": "text"}))
+        load_data(Config(data=DataConfig(name=str(tmp_path / "bad"), format="auto", columns={"turns": "text"})))

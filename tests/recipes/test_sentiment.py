@@ -1,5 +1,6 @@
-"""Sentiment recipe: the smoke config end to end (train, metrics, predict, evaluate), fine-tuning from its
-checkpoint on other data, cross-validation, bad input, and the LM-pretraining head's causality."""
+"""Sentiment: the smoke config end to end (train, metrics, predict, evaluate, ensemble), fine-tuning from its
+checkpoint on other data, cross-validation, LM pretraining, distillation, adversarial training, pretrained
+vectors, bad input, format-1 checkpoints, the precision fallback, and the LM-pretraining head's causality."""
 
 from __future__ import annotations
 
@@ -10,22 +11,28 @@ import pytest
 import torch
 
 import seqnlp
+import seqnlp.cli
 import seqnlp.train.checkpoint
+import seqnlp.train.device
 from seqnlp.config import load_config
+from seqnlp.data import classification as sd
 from seqnlp.data.errors import DataError
 from seqnlp.data.loading import DataSpec
 from seqnlp.nn.embeddings import Embeddings
 from seqnlp.nn.encoders import RNNEncoder
-from seqnlp.recipes import _sentiment_data as sd
-from seqnlp.recipes.sentiment import Config, build_model, main, teacher_targets
+from seqnlp.recipes.sentiment import main
+from seqnlp.tasks import sentiment
 from seqnlp.tasks.bilm import EncoderLM
 from seqnlp.tasks.classifier import SequenceClassifier
+from seqnlp.tasks.sentiment import Config, ModelConfig, build_model
+from seqnlp.train.distill import teacher_targets
 
 CONFIGS = Path(__file__).resolve().parents[2] / "recipes" / "configs" / "sentiment"
 SMOKE = str(CONFIGS / "smoke.yaml")
 
 
 DATA = "sentiment/sst2"  # the real data the smoke runs read (conftest's data_dir)
+
 
 @pytest.fixture(autouse=True)
 def keep_threads():
@@ -81,39 +88,70 @@ def test_predict_raw_text(smoke_run, tmp_path, capsys):
         assert sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-5)
     (tmp_path / "in.txt").write_text("a charming film\n\nthe worst movie i have seen\n")
     rc = seqnlp.cli.main(["predict", "--model", str(smoke_run), "--input", str(tmp_path / "in.txt"),
-                          "--output", str(tmp_path / "out.jsonl")])
+                          "--output", str(tmp_path / "out.jsonl"), "--format", "jsonl"])
     assert rc == 0
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [r["text"] for r in lines] == ["a charming film", "the worst movie i have seen"]
-    assert "skipped 1 blank lines" in capsys.readouterr().err
-    assert main(["--mode", "predict", "--model", str(smoke_run), "--input", str(tmp_path / "in.txt"),
-                 "--format", "tsv"]) == 0
+    assert [r["input"] for r in lines] == ["a charming film", "", "the worst movie i have seen"]
+    assert lines[1]["label"] is None and lines[1]["probs"] is None  # the blank line keeps its place
+    assert seqnlp.cli.main(["predict", "--model", str(smoke_run), "--input", str(tmp_path / "in.txt")]) == 0
+    text = capsys.readouterr().out.split("\n")
+    assert len(text) == 4 and text[1] == "" and text[0] in ("negative", "positive")  # label per line
+    assert seqnlp.cli.main(["predict", "--model", str(smoke_run), "--input", str(tmp_path / "in.txt"),
+                            "--format", "tsv"]) == 0
     tsv = capsys.readouterr().out.splitlines()
-    assert tsv[0] == "label\tp_negative\tp_positive\ttext" and len(tsv) == 3
+    assert tsv[0] == "label\tp_negative\tp_positive\ttext" and len(tsv) == 4
+    assert tsv[2] == "\t\t\t" and tsv[3].endswith("\tthe worst movie i have seen")
 
 
-def test_evaluate_mode(smoke_run):
-    assert main(["--mode", "evaluate", "--model", str(smoke_run), "--split", "test"]) == 0
+def test_predict_one_result_per_input_in_order(smoke_run):
+    """Blank and token-less inputs keep their place; batched results equal one-by-one results."""
+    pred = seqnlp.load(smoke_run)
+    texts = ["", "a charming , witty film", "   ", "the worst movie", "\t", "a film"]
+    out = pred.predict(texts)
+    assert len(out) == len(texts) and all(set(r) == {"label", "probs"} for r in out)
+    assert [r["label"] is None for r in out] == [True, False, True, False, True, False]
+    assert all(r["probs"] is None for r in out if r["label"] is None)
+    for t, r in zip(texts, out):
+        one = pred.predict(t)
+        assert len(one) == 1 and one[0]["label"] == r["label"]
+        if r["probs"]:
+            assert one[0]["probs"] == pytest.approx(r["probs"], abs=1e-6)
+    assert pred.predict([]) == []
+    with pytest.raises(TypeError, match=r"\[1\]"):
+        pred.predict(["fine", 3])
+
+
+def test_evaluate_mode(smoke_run, capsys):
+    assert seqnlp.cli.main(["evaluate", "--model", str(smoke_run), "--split", "test"]) == 0
     again = json.loads((smoke_run / "metrics_test.json").read_text())
-    assert again["accuracy"] == pytest.approx(json.loads((smoke_run / "metrics.json").read_text())["accuracy"])
+    want = json.loads((smoke_run / "metrics.json").read_text())
+    assert again["accuracy"] == pytest.approx(want["accuracy"]) and again["loss"] == pytest.approx(want["loss"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 200  # the summary line
+    # the recipe hands --mode to the same runner
+    (smoke_run / "metrics_validation.json").unlink(missing_ok=True)
+    assert main(["--mode", "evaluate", f"--model={smoke_run}", "--split=validation"]) == 0
+    assert json.loads((smoke_run / "metrics_validation.json").read_text())["n"] == 200
 
 
 def test_ensemble_mode(smoke_run, tmp_path, capsys):
     """Averaged class probabilities: a model with itself scores as the model; members keep their own scores."""
     single = json.loads((smoke_run / "metrics.json").read_text())
-    assert main(["--mode", "ensemble", "--model", str(smoke_run), "--ensemble", str(smoke_run), "--split", "test"]) == 0
+    assert seqnlp.cli.main(["ensemble", "--model", str(smoke_run), "--ensemble", str(smoke_run),
+                            "--split", "test"]) == 0
     twice = json.loads((smoke_run / "metrics_ensemble_test.json").read_text())
     assert twice["accuracy"] == pytest.approx(single["accuracy"]) and twice["loss"] == pytest.approx(single["loss"])
     other = tmp_path / "seed2"
     assert main(["--config", SMOKE, f"output_dir={other}", "train.seed=2", "pretrain.enabled=false",
                  "train.max_steps=6", "train.eval_every=3"]) == 0
-    assert main(["--mode", "ensemble", "--model", str(smoke_run), "--ensemble", f"{smoke_run},{other}",
-                 "--split", "test"]) == 0
+    record = tmp_path / "results" / "ens.json"
+    assert seqnlp.cli.main(["ensemble", "--model", str(smoke_run), "--ensemble", f"{smoke_run},{other}",
+                            "--split", "test", "--record", str(record)]) == 0
     m = json.loads((smoke_run / "metrics_ensemble_test.json").read_text())
     accs = [single["accuracy"], single["accuracy"], json.loads((other / "metrics.json").read_text())["accuracy"]]
     assert [r["accuracy"] for r in m["members"]] == pytest.approx(accs)
     assert m["member_accuracy_mean"] == pytest.approx(sum(accs) / 3) and m["n"] == single["n"]
-    assert main(["--mode", "ensemble", "--model", str(smoke_run), "--split", "test"]) == 2
+    assert json.loads(record.read_text())["metrics"]["accuracy"] == pytest.approx(m["accuracy"])
+    assert seqnlp.cli.main(["ensemble", "--model", str(smoke_run), "--split", "test"]) == 2
     assert "needs --ensemble" in capsys.readouterr().err
 
 
@@ -138,11 +176,15 @@ def test_finetune_on_other_dataset_with_new_labels(smoke_run, tmp_path):
     assert new.model.embed.weight.shape == old.model.embed.weight.shape
 
 
-def test_finetune_from_lm_pretraining_checkpoint(smoke_run, tmp_path):
-    """The LM stage's checkpoint can start a classifier too (embeddings + encoder; a new head), but is no
-    predictor by itself."""
+def test_finetune_from_lm_pretraining_checkpoint(smoke_run, tmp_path, capsys):
+    """The LM stage's checkpoint can start a classifier too (embeddings + encoder; a new head), but does not
+    predict labels by itself."""
     with pytest.raises(seqnlp.train.checkpoint.CheckpointError, match="LM-pretraining checkpoint"):
-        seqnlp.load(smoke_run / "pretrain")
+        seqnlp.load(smoke_run / "pretrain").predict(["a film"])
+    (tmp_path / "in.txt").write_text("a film\n")
+    rc = seqnlp.cli.main(["predict", "--model", str(smoke_run / "pretrain"), "--input", str(tmp_path / "in.txt")])
+    assert rc == 1
+    assert "LM-pretraining checkpoint, not a classifier" in capsys.readouterr().err
     out = tmp_path / "from_lm"
     rc = main(["--config", SMOKE, f"output_dir={out}", f"init_from={smoke_run / 'pretrain'}", "pretrain.enabled=false",
                "train.max_steps=2", "train.eval_every=2"])
@@ -224,10 +266,13 @@ def test_hub_id_offline_is_a_clear_error(tmp_path, capsys):
 
 
 def test_configs_load():
-    for path in CONFIGS.glob("*.yaml"):
+    paths = sorted(CONFIGS.rglob("*.yaml"))
+    assert len(paths) > 10 and any(p.parent.name == "experiments" for p in paths)
+    for path in paths:
         cfg = load_config(Config, path)
         assert cfg.task == "sentiment", path
-        assert path.read_text().startswith("# python recipes/sentiment.py --config"), path
+        head = "".join(path.read_text().splitlines(keepends=True)[:3])
+        assert f"--config recipes/configs/sentiment/{path.relative_to(CONFIGS).as_posix()}" in head, path
         if cfg.data.hub.name:
             assert set(cfg.data.hub.columns) <= {"text", "label"}
 
@@ -247,12 +292,13 @@ def test_tokenizer_treats_raw_and_pretokenised_text_alike():
 
 def test_pooling_combinations():
     torch.manual_seed(0)
-    m = build_model(20, 3, emb_size=6, hidden_size=5, pooling="max+final+attention")
+    m = build_model(ModelConfig(vocab_size=20, num_classes=3, emb_size=6, hidden_size=5,
+                                pooling="max+final+attention"))
     assert m.head.in_features == 30
     batch = sd.collate_classify(0)([([4, 5, 6], 0), ([7], 2)])
     assert m(batch).shape == (2, 3)
     with pytest.raises(ValueError, match="pooling"):
-        build_model(20, 3, emb_size=6, hidden_size=5, pooling="max+sum")
+        build_model(ModelConfig(vocab_size=20, num_classes=3, emb_size=6, hidden_size=5, pooling="max+sum"))
 
 
 def _lm(num_layers=1, bidirectional=True, cutoffs=(8,), packed=True):
@@ -341,7 +387,6 @@ def test_pretrained_vectors_initialise_and_extend_the_vocabulary(tmp_path):
     """``model.pretrained``: vocabulary entries start from their (normalised-key) vector, scaled to unit
     variance; words only the vectors know join the vocabulary; a dimension mismatch names the file."""
     from seqnlp.data.word_vectors import write_vectors
-    from seqnlp.recipes import sentiment
 
     rows = [("a wonderful , moving film", "1"), ("flat and tedious 1999", "0")] * 20
     _tsv(tmp_path / "toy" / "train.tsv", rows)
@@ -364,7 +409,7 @@ def test_pretrained_vectors_initialise_and_extend_the_vocabulary(tmp_path):
     notes = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["filled"] for r in notes if r["event"] == "pretrained"] == [4]
     with pytest.raises(DataError, match="v.vec.*emb_size=16|emb_size=16"):
-        sentiment.read_pretrained(sentiment.ModelConfig(emb_size=16, pretrained=str(tmp_path / "v.vec")))
+        sentiment.read_pretrained(ModelConfig(emb_size=16, pretrained=str(tmp_path / "v.vec")))
 
 
 def test_pretraining_continues_an_lm_checkpoint(smoke_run, tmp_path):
@@ -398,27 +443,28 @@ def test_continuing_an_lm_needs_its_cutoffs(smoke_run, tmp_path, capsys):
 
 
 def test_evaluate_an_lm_checkpoint_gives_its_perplexity(tmp_path, capsys):
-    """``--mode evaluate`` on an LM-pretraining checkpoint scores the language model on a split's texts; on the
+    """``seqnlp evaluate`` on an LM-pretraining checkpoint scores the language model on a split's texts; on the
     validation split it used during pretraining it gives the loss pretraining logged for that checkpoint."""
     out = tmp_path / "run"
     assert main(["--config", SMOKE, f"output_dir={out}", "pretrain.val_texts=200", "train.max_steps=1",
                  "train.eval_every=1"]) == 0
     best = json.loads((out / "pretrain" / "done.json").read_text())["best"]
     capsys.readouterr()
-    assert main(["--mode", "evaluate", "--model", str(out / "pretrain"), "--split", "validation"]) == 0
-    m = json.loads((out / "pretrain" / "metrics_lm_validation.json").read_text())
+    assert seqnlp.cli.main(["evaluate", "--model", str(out / "pretrain"), "--split", "validation"]) == 0
+    m = json.loads((out / "pretrain" / "metrics_validation.json").read_text())
     assert m["texts"] == 200 and m["loss"] == pytest.approx(best, rel=1e-5)
     assert m["ppl"] == pytest.approx(float(torch.tensor(best).exp()), rel=1e-4)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["split"] == "validation"
-    assert main(["--mode", "evaluate", "--model", str(out / "pretrain"), "--split", "test"]) == 0
-    test = json.loads((out / "pretrain" / "metrics_lm_test.json").read_text())
+    assert seqnlp.cli.main(["evaluate", "--model", str(out / "pretrain"), "--split", "test"]) == 0
+    test = json.loads((out / "pretrain" / "metrics_test.json").read_text())
     assert test["texts"] == 200 and test["predictions"] > test["tokens"]  # both directions predict
 
 
-def _adv_model_and_batch(adversarial: float):
+def _adv_model_and_batch(adversarial: float, **distill):
     torch.manual_seed(0)
-    model = build_model(vocab_size=40, num_classes=2, emb_size=8, hidden_size=6, pooling="max+final", dropout=0.0,
-                        emb_dropout=0.0, rnn_dropout=0.0, word_dropout=0.0, adversarial=adversarial)
+    model = build_model(ModelConfig(vocab_size=40, num_classes=2, emb_size=8, hidden_size=6, pooling="max+final",
+                                    dropout=0.0, emb_dropout=0.0, rnn_dropout=0.0, word_dropout=0.0,
+                                    adversarial=adversarial), **distill)
     items = [([5, 7, 9, 11], 0), ([3, 4], 1), ([20, 21, 22], 1)]  # ragged: padding must get no perturbation
     return model.train(), sd.collate_classify(0)(items)
 
@@ -461,22 +507,21 @@ def test_adversarial_training_off_in_eval_and_at_zero():
 def test_distillation_loss():
     """Soft targets: (1 - w) CE(gold) + w T² CE(teacher probabilities, student softmax at T); a one-hot teacher
     at T=1 is the plain loss, whatever w; batches without ``soft`` (evaluation) ignore the setting."""
-    model, _ = _adv_model_and_batch(0.0)
+    model, _ = _adv_model_and_batch(0.0, distill_weight=0.4, distill_temperature=2.0)
     items = [([5, 7, 9, 11], 0, [0.8, 0.2]), ([3, 4], 1, [0.3, 0.7]), ([20, 21, 22], 1, [0.5, 0.5])]
     batch = sd.collate_classify(0)(items)
     assert batch.soft.shape == (3, 2) and batch.labels.tolist() == [0, 1, 1]
-    model.distill_weight, model.distill_temperature = 0.4, 2.0
     logits = model(batch)
     hard = torch.nn.functional.cross_entropy(logits, batch.labels)
     soft = -(batch.soft * torch.log_softmax(logits / 2.0, -1)).sum(-1).mean() * 4.0
     assert model.loss(batch)[0].item() == pytest.approx((0.6 * hard + 0.4 * soft).item(), rel=1e-5)
-    model.distill_weight, model.distill_temperature = 0.7, 1.0
+    model, _ = _adv_model_and_batch(0.0, distill_weight=0.7, distill_temperature=1.0)
     onehot = sd.collate_classify(0)([(x, y, [1.0 - y, float(y)]) for x, y, _ in items])
     assert model.loss(onehot)[0].item() == pytest.approx(hard.item(), rel=1e-5)
     plain = sd.collate_classify(0)([(x, y) for x, y, _ in items])
     assert model.loss(plain)[0].item() == pytest.approx(hard.item(), rel=1e-5)
     # an unlabelled example (-1, a transfer set's) has only its soft term
-    model.distill_weight = 0.4
+    model, _ = _adv_model_and_batch(0.0, distill_weight=0.4, distill_temperature=1.0)
     mixed = sd.collate_classify(0)([items[0], (items[1][0], -1, items[1][2])])
     logits = model(mixed)
     lp = torch.log_softmax(logits, -1)
@@ -500,20 +545,23 @@ def test_distillation_from_a_trained_model(smoke_run, tmp_path, capsys):
     torch.testing.assert_close(saved["probs"].sum(-1), torch.ones(4000))
     # each teacher's probabilities are softened to softmax(log p / T), then averaged
     examples = [("a gorgeous , witty film", "positive"), ("dull , dull , dull", "negative")]
-    cfg = Config()
-    cfg.distill.teachers, cfg.distill.temperature, cfg.train.progress = [str(smoke_run)], 2.0, False
-    got = teacher_targets(cfg, [t for t, _ in examples], [1, -1], ["negative", "positive"], tmp_path / "t",
-                          lambda *a, **k: None)
+    labels, loaded = ["negative", "positive"], []
+
+    def targets(texts, gold, note=lambda *a, **k: None):
+        return teacher_targets([str(smoke_run)], lambda p: loaded.append(p) or seqnlp.load(p, "cpu"), texts, gold,
+                               labels, tmp_path / "t", note, temperature=2.0)
+
+    got = targets([t for t, _ in examples], [1, -1])
     p = seqnlp.load(smoke_run).probs([t for t, _ in examples])
     torch.testing.assert_close(got, p.sqrt() / p.sqrt().sum(-1, keepdim=True))
     # the cache answers only for the same texts: other texts of the same count are scored afresh
     notes = []
-    other = teacher_targets(cfg, ["a dull film", "a witty , gorgeous film"], [0, 1], ["negative", "positive"],
-                            tmp_path / "t", lambda *a, **k: notes.append(k.get("event")))
+    other = targets(["a dull film", "a witty , gorgeous film"], [0, 1], lambda *a, **k: notes.append(k.get("event")))
     assert "distill_cached" not in notes and not torch.allclose(other, got)
-    again = teacher_targets(cfg, ["a dull film", "a witty , gorgeous film"], [0, 1], ["negative", "positive"],
-                            tmp_path / "t", lambda *a, **k: notes.append(k.get("event")))
+    n_loaded = len(loaded)
+    again = targets(["a dull film", "a witty , gorgeous film"], [0, 1], lambda *a, **k: notes.append(k.get("event")))
     assert notes[-1] == "distill_cached" and torch.equal(again, other)
+    assert len(loaded) == n_loaded  # a cached answer loads no teacher
     assert json.loads((out / "metrics.json").read_text())["n"] == 200
     assert main(["--config", SMOKE, f"output_dir={tmp_path / 'swapped'}", "pretrain.enabled=false",
                  "data.labels=[positive,negative]", f"distill.teachers=[{smoke_run}]"]) == 2
@@ -549,3 +597,91 @@ def test_split_sentences():
                                                      "2 stars? maybe not.", "Ok go."]
     assert sd.split_sentences(text, min_words=3) == ["It was great.", "2 stars? maybe not."]
     assert sd.split_sentences(text, min_words=1, max_words=2) == ["Really!", "The end...", "Ok go."]
+
+
+# ------------------------------------------------------------------------------------- old checkpoints, precision
+V1_USER_MODEL = ("emb_size", "hidden_size", "num_layers", "cell", "bidirectional", "pooling", "dropout", "emb_dropout",
+                 "rnn_dropout", "word_dropout", "adversarial", "packed", "pretrained", "pretrained_max_words",
+                 "pretrained_extend_vocab")  # the run config's model block before the task API
+V1_MODEL_ARGS = ("vocab_size", "num_classes", "emb_size", "hidden_size", "num_layers", "cell", "bidirectional",
+                 "pooling", "dropout", "emb_dropout", "rnn_dropout", "word_dropout", "packed", "pad_id", "unk_id",
+                 "adversarial")
+
+
+def _format1_copy(ckpt: Path, dest: Path) -> Path:
+    """A copy of checkpoint ``ckpt`` whose config.json has the exact layout the code before the task API wrote:
+    ``{"task", "config" (with its model block, record, record_name), "model_args", labels, preprocess, fold}``;
+    LM-pretraining checkpoints ``{"task", "stage", "config", "model_args", "labels", "lm_args"}``."""
+    import shutil
+
+    shutil.copytree(ckpt, dest)
+    new = json.loads((ckpt / "config.json").read_text())
+    assert new["format_version"] == 2
+    config = {k: v for k, v in new["config"].items() if k != "infer_precision"}
+    order = ["task", "output_dir", "data", "tokenizer", "model", "pretrain", "train", "init_from", "distill"]
+    config["model"] = {k: new["model"][k] for k in V1_USER_MODEL}
+    config = {**{k: config[k] for k in order}, "record": False, "record_name": ""}
+    args = {k: new["model"][k] for k in V1_MODEL_ARGS}
+    facts = new["data"]
+    if facts.get("stage") == "lm_pretraining":
+        old = {"task": "sentiment", "stage": facts["stage"], "config": config, "model_args": args,
+               "labels": facts["labels"], "lm_args": facts["lm_args"]}
+    else:
+        old = {"task": "sentiment", "config": config, "model_args": args, "labels": facts["labels"],
+               "preprocess": facts["preprocess"], "fold": facts["fold"]}
+    (dest / "config.json").write_text(json.dumps(old, indent=2))
+    return dest
+
+
+def test_format1_checkpoints_load_and_predict_alike(smoke_run, tmp_path, capsys):
+    ckpt = seqnlp.train.checkpoint
+    old = _format1_copy(ckpt.resolve(smoke_run), tmp_path / "v1")
+    assert ckpt.read_stored(old).format_version == 1 and "format_version" not in ckpt.read_config(old)
+    texts = ["a gorgeous , witty film", "", "dull , dull and slow", "it is a film"]
+    assert seqnlp.load(old, "cpu").predict(texts) == seqnlp.load(smoke_run, "cpu").predict(texts)
+    assert seqnlp.cli.main(["evaluate", "--model", str(old), "--split", "test"]) == 0
+    v1 = json.loads((old / "metrics_test.json").read_text())
+    assert v1["accuracy"] == pytest.approx(json.loads((smoke_run / "metrics.json").read_text())["accuracy"])
+    # the LM-pretraining checkpoint of the same run: the same perplexity either way
+    lm_old = _format1_copy(ckpt.resolve(smoke_run / "pretrain"), tmp_path / "lm_v1")
+    scores = []
+    for model in (smoke_run / "pretrain", lm_old):
+        assert seqnlp.cli.main(["evaluate", "--model", str(model), "--split", "validation"]) == 0
+        scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert scores[0]["loss"] == pytest.approx(scores[1]["loss"], rel=1e-6) and scores[0]["texts"] == 200
+    # and an old checkpoint starts a fine-tuning run
+    out = tmp_path / "ft"
+    assert main(["--config", SMOKE, f"output_dir={out}", f"init_from={old}", "pretrain.enabled=false",
+                 "train.max_steps=1", "train.eval_every=1"]) == 0
+    stored = json.loads((ckpt.resolve(out) / "config.json").read_text())
+    assert stored["format_version"] == 2 and stored["model"]["vocab_size"] == args_vocab(old)
+
+
+def args_vocab(ckpt: Path) -> int:
+    return json.loads((ckpt / "config.json").read_text())["model_args"]["vocab_size"]
+
+
+def test_checkpoint_config_holds_each_value_once(smoke_run):
+    stored = json.loads((seqnlp.train.checkpoint.resolve(smoke_run) / "config.json").read_text())
+    assert set(stored) == {"format_version", "task", "model", "data", "config"}
+    assert "model" not in stored["config"] and "record" not in stored["config"]
+    assert set(stored["model"]) == set(V1_USER_MODEL) | set(V1_MODEL_ARGS)
+    assert stored["data"] == {"labels": ["negative", "positive"], "preprocess": {"max_len": 40, "keep_head": 10},
+                              "fold": None}
+    lm = json.loads((seqnlp.train.checkpoint.resolve(smoke_run / "pretrain") / "config.json").read_text())
+    assert lm["data"] == {"labels": ["negative", "positive"], "stage": "lm_pretraining",
+                          "lm_args": {"cutoffs": [200, 1000]}}
+
+
+def test_bf16_asked_for_on_a_cpu_without_it_runs_in_fp32(smoke_run, monkeypatch, capsys):
+    monkeypatch.setattr(seqnlp.train.device, "_bf16_probe", False)  # an AVX2-only CPU: no bf16 LSTM kernels
+    monkeypatch.setattr(seqnlp.train.device, "_noted", set())
+    texts = ["a gorgeous , witty film", "", "dull , dull and slow"]
+    want = seqnlp.load(smoke_run, "cpu").predict(texts)
+    capsys.readouterr()
+    pred = seqnlp.load(smoke_run, "cpu", precision="bf16")
+    assert pred.config.infer_precision == "bf16" and pred.dtype is None
+    got = pred.predict(texts) + pred.predict(texts)
+    err = capsys.readouterr().err
+    assert err.count("precision=bf16 asked for") == 1 and "running in fp32" in err
+    assert got == want + want

@@ -1,28 +1,33 @@
-"""Translation recipe: smoke run end to end, predict/evaluate paths, bad input, batched == unbatched beam."""
+"""Translation: smoke run end to end, the predictor, runner modes, format-1 checkpoints, the precision policy,
+bad input, and the seq2seq pipeline's units (tokenizers, encoding, batched == unbatched beam search)."""
 
+import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
+import seq2seq_checks as checks  # tests/recipes/seq2seq_checks.py
 import torch
 
 import seqnlp
+from seqnlp import cli
 from seqnlp.data.batching import Batch
-from seqnlp.data.tokenizers import Tokenizer
-from seqnlp.recipes._seq2seq import (
+from seqnlp.data.seq2seq import (
     EncodeStats,
-    SearchConfig,
     Seq2SeqCollate,
     encode_pairs,
     encode_sources,
-    generate,
     source_batch,
     train_tokenizers,
 )
+from seqnlp.data.tokenizers import Tokenizer
 from seqnlp.recipes.translation import main
-from seqnlp.search import beam_search, max_lengths
+from seqnlp.search import SearchConfig, beam_search, generate, max_lengths
 from seqnlp.tasks.seq2seq import build_seq2seq
+from seqnlp.tasks.translation import format_text
+from seqnlp.train import checkpoint as ck
 
 CONFIG = Path(__file__).parents[2] / "recipes" / "configs" / "translation" / "smoke.yaml"
 DATA = "translation/multi30k"  # the real data the smoke runs read (conftest's data_dir)
@@ -51,44 +56,98 @@ def test_smoke_run_writes_metrics_hypotheses_and_heatmap(smoke_run):
     assert (smoke_run / "attention.png").read_bytes()[:4] == b"\x89PNG"
     result = json.loads((smoke_run / "result.json").read_text())
     assert result["metrics"]["bleu"] == metrics["bleu"] and "commit" in result
-    cfg = json.loads(next((smoke_run / "checkpoints").glob("step_*/config.json")).read_text())
-    assert cfg["task"] == "translation" and cfg["model_args"]["src_vocab"] == 600
+    stored = json.loads(next((smoke_run / "checkpoints").glob("step_*/config.json")).read_text())
+    assert set(stored) == {"format_version", "task", "model", "data", "config"} and stored["format_version"] == 2
+    assert stored["task"] == "translation" and stored["model"]["src_vocab"] == 600 and "model" not in stored["config"]
+    assert "record" not in stored["config"] and stored["config"]["infer_precision"] == "fp32"
 
 
-def test_predictor_handles_empty_long_and_unseen_input(smoke_run):
+def test_predict_gives_one_result_per_input_in_order_blank_ones_empty(smoke_run):
+    translator = seqnlp.load(smoke_run)
+    inputs = ["Ein Hund läuft.", "", "   ", "Zwei Katzen schlafen."]
+    results = translator.predict(inputs)
+    assert len(results) == 4 and all(set(r) == {"translation", "nbest"} for r in results)
+    assert results[1] == results[2] == {"translation": "", "nbest": []}
+    for r, alone in ((results[0], translator.predict(inputs[0])), (results[3], translator.predict([inputs[3]]))):
+        assert len(alone) == 1 and alone[0]["translation"] == r["translation"]  # a bare string is one input
+        assert alone[0]["nbest"][0]["score"] == pytest.approx(r["nbest"][0]["score"], rel=1e-5)  # batch effects
+    for r in (results[0], results[3]):
+        assert r["translation"] == r["nbest"][0]["text"] == format_text(r) and isinstance(r["nbest"][0]["score"], float)
+    with pytest.raises(TypeError, match=r"inputs\[1\]"):
+        translator.predict(["Ein Hund.", ["Ein", "Hund"]])
+
+
+def test_predictor_handles_long_and_unseen_input_and_nbest(smoke_run, capsys):
     translator = seqnlp.load(smoke_run)
     long_sentence = " ".join(["Hund"] * 500)
-    out = translator.translate(["", "Ein Hund läuft 🐕 über die 橋 ☃.", long_sentence, "Ein Mann."])
-    assert len(out) == 4 and all(isinstance(t, str) for t in out)
+    out = translator.predict(["", "Ein Hund läuft 🐕 über die 橋 ☃.", long_sentence, "Ein Mann."])
+    assert len(out) == 4 and all(isinstance(r["translation"], str) for r in out)
     st = translator.last_stats
     assert st.empty_sources == 1 and st.src_truncated == 1 and st.examples == 4
+    assert "1 of 4 inputs were longer than data.max_src_len=100" in capsys.readouterr().err
     # output length is bounded by the max-length ratio of the (truncated) source, and the cap
     srcs, _ = encode_sources(translator.src_tok, [long_sentence], translator.max_src_len)
     assert len(srcs[0]) == translator.max_src_len
     tok = translator.tgt_tok
     hyp = generate(translator.model, srcs, translator.search, bos=tok.bos_id, eos=tok.eos_id, progress=False)
     assert len(hyp[0][0][0]) <= translator.search.max_output_len
-    nbest = translator.translate_nbest(["Ein Mann."], SearchConfig(beam_size=3, n_best=3, max_output_len=10))
-    assert len(nbest[0]) == 3 and [s for _, s in nbest[0]] == sorted((s for _, s in nbest[0]), reverse=True)
+    nbest = translator.predict(["Ein Mann."], search=SearchConfig(beam_size=3, n_best=3, max_output_len=10))
+    scores = [h["score"] for h in nbest[0]["nbest"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    greedy = translator.predict(["Ein Mann."], search=SearchConfig(method="greedy", max_output_len=10))
+    assert greedy[0]["nbest"][0]["score"] is None  # greedy search gives no score
 
 
-def test_predict_and_evaluate_modes(smoke_run, tmp_path, capsys):
+def test_predict_evaluate_and_attention_commands(smoke_run, tmp_path, capsys):
     src = tmp_path / "in.txt"
     src.write_text("Zwei Hunde spielen im Schnee.\n\nEin Mädchen 😀 liest.\n")
     dst = tmp_path / "out.txt"
     assert main(["--mode", "predict", "--model", str(smoke_run), "--input", str(src), "--output", str(dst),
                  "search.method=greedy"]) == 0
-    assert len(dst.read_text().split("\n")) == 4
-    assert main(["--mode", "predict", "--model", str(smoke_run), "--input", str(src), "--output", str(dst),
-                 "search.n_best=2", "search.beam_size=2"]) == 0
-    lines = dst.read_text().splitlines()
-    assert len(lines) == 6 and lines[0].startswith("0 ||| ")
+    lines = dst.read_text().split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[0]
+    assert cli.main(["predict", "--model", str(smoke_run), "--input", str(src), "--output", str(dst),
+                     "--format", "nbest", "search.n_best=2", "search.beam_size=2"]) == 0
+    lines = dst.read_text().splitlines()  # two hypotheses per sentence, one empty line for the blank input
+    assert len(lines) == 5 and lines[0].startswith("0 ||| ") and lines[2] == "1 |||  ||| nan"
+    assert [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "2", "2"]
     assert main(["--mode", "evaluate", "--model", str(smoke_run), "search.method=greedy"]) == 0
-    ev = json.loads((smoke_run / "eval_test.json").read_text())
+    ev = json.loads((smoke_run / "metrics_test.json").read_text())
     assert ev["search"] == "greedy" and ev["sentences"] == 50 and "BLEU" in capsys.readouterr().out
     png = tmp_path / "att.png"
-    assert main(["--mode", "attention", "--model", str(smoke_run), "--input", str(src), "--output", str(png)]) == 0
+    assert cli.main(["attention", "--model", str(smoke_run), "--input", str(src), "--output", str(png),
+                     "--max-sentences", "1"]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    assert cli.main(["attention", "--model", str(smoke_run), "--input", str(empty)]) == 1
+    assert "no non-empty sentences" in capsys.readouterr().err
+
+
+def test_predict_from_stdin(smoke_run, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Ein Hund.\n\n"), encoding="utf-8"))
+    assert cli.main(["predict", "--model", str(smoke_run), "--format", "jsonl"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in rows] == ["Ein Hund.", ""] and rows[1]["translation"] == ""
+
+
+def test_format_1_checkpoint_loads_and_predicts_the_same(smoke_run, tmp_path):
+    best = ck.resolve(smoke_run)
+    v2 = json.loads((best / "config.json").read_text())
+    v1, missing = checks.as_format_1(v2, {"infer_precision": "decode_precision"},
+                                      src_vocab_size=v2["model"]["src_vocab"], tgt_vocab_size=v2["model"]["tgt_vocab"])
+    assert not missing  # nothing else was renamed
+    v1["config"]["decode_precision"] = "bf16"  # the old name of infer_precision
+    old = checks.rewrite(best, tmp_path / "v1", v1)
+    legacy = seqnlp.load(old, device="cpu")
+    assert legacy.config.infer_precision == "bf16" and legacy.config.model.src_vocab == 600
+    legacy = seqnlp.load(old, device="cpu", precision="fp32")
+    sents = ["Ein Hund läuft über die Wiese.", "", "Zwei Männer spielen Fußball."]
+    assert legacy.predict(sents) == seqnlp.load(smoke_run, device="cpu").predict(sents)
+
+
+def test_bf16_on_a_cpu_without_it_runs_in_fp32_with_one_note(smoke_run, monkeypatch, capsys):
+    checks.assert_bf16_falls_back_to_fp32(smoke_run, ["Ein Hund läuft.", "", "Zwei Katzen."], monkeypatch, capsys)
 
 
 def test_clear_errors_instead_of_tracebacks(smoke_run, tmp_path, capsys, monkeypatch):
@@ -97,6 +156,9 @@ def test_clear_errors_instead_of_tracebacks(smoke_run, tmp_path, capsys, monkeyp
     code = main(["--config", str(CONFIG), f"output_dir={tmp_path / 'x'}", "data.name=no-such-owner/no-such-set",
                  "data.format=auto"])
     assert code == 1 and "dataset not found" in capsys.readouterr().err
+    assert main(["--config", str(CONFIG), f"output_dir={tmp_path / 'y'}", "data.joint_vocab=false",
+                 "model.share_src_tgt_embeddings=true"]) == 2
+    assert "needs data.joint_vocab=true" in capsys.readouterr().err
     assert main(["--mode", "predict", "--model", str(tmp_path / "nothing")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
     assert main(["--mode", "predict", "--model", str(smoke_run), "--input", str(tmp_path / "missing.txt")]) == 1
@@ -140,7 +202,7 @@ def test_encode_pairs_counts_truncation_and_empty_pairs(toy_tok):
     assert all(s[-1] == toy_tok.eos_id and len(s) <= 8 and len(t) <= 5 for s, t in pairs)
     srcs, st = encode_sources(toy_tok, ["", "ein hund"], max_len=8)
     assert srcs[0] == [toy_tok.eos_id] and st.empty_sources == 1
-    batch = Seq2SeqCollate(0, toy_tok.bos_id, toy_tok.eos_id)(pairs)
+    batch = Seq2SeqCollate.of(toy_tok)(pairs)
     assert batch.tgt_in[:, 0].eq(toy_tok.bos_id).all()
     assert batch.n_tokens["target"] == sum(len(t) + 1 for _, t in pairs)
     assert batch.n_tokens["source"] == sum(len(s) for s, _ in pairs)
@@ -171,7 +233,7 @@ def test_batched_beam_search_equals_one_sentence_at_a_time(attention, input_feed
         assert [h for h, _ in alone] == [h for h, _ in batched[i]]
         assert [sc for _, sc in alone] == pytest.approx([sc for _, sc in batched[i]], abs=1e-9)
     assert len({tuple(b[0][0]) for b in batched}) > 2  # not a degenerate model
-    # the recipe's generate() (length-sorted token-budget batches) returns the same, in input order
+    # generate() (length-sorted token-budget batches) returns the same, in input order
     search = SearchConfig(beam_size=4, n_best=3, max_len_ratio=1.5, min_max_len=3, max_output_len=12, max_tokens=12)
     assert [[h for h, _ in r] for r in generate(m, srcs, search, bos=2, eos=3)] == \
         [[h for h, _ in r] for r in batched]

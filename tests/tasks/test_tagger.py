@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from seqnlp.recipes.pos_tagging import Featurizer, build_model
+from seqnlp.data.tagging import Featurizer
+from seqnlp.tasks.pos_tagging import ModelConfig, build_model
 
 TRAIN = [
     {"tokens": "the dog barks".split(), "tags": ["DET", "NOUN", "VERB"]},
@@ -23,9 +24,9 @@ def seed():
 
 def make(encoder="bilstm", crf=True, char="lstm"):
     feats, counts = Featurizer.build(TRAIN)
-    model = build_model(feats.words.vocab_size, feats.chars.vocab_size, len(feats.tags),
-                        **{**ARGS, "char": char}, encoder=encoder, crf=crf,
-                        unk_prob=feats.unk_prob(counts, 0.25))
+    m = ModelConfig(**{**ARGS, "char": char}, encoder=encoder, crf=crf, num_words=feats.words.vocab_size,
+                    num_chars=feats.chars.vocab_size, num_tags=len(feats.tags))
+    model = build_model(m, unk_prob=feats.unk_prob(counts, 0.25))
     return feats, model.double()
 
 
@@ -108,3 +109,27 @@ def test_precomputed_word_table_features_equal_per_batch_char_features():
     assert "chars" not in precomputed and precomputed.char_feats.shape == (len(chars), 6)
     mask = model.mask(per_batch)
     assert_close(model(precomputed)[mask], model(per_batch)[mask])
+
+
+@pytest.mark.parametrize("bad", [{"encoder": "gru"}, {"char": "bytes"}, {"num_words": 0}])
+def test_bad_model_configs_are_config_errors(bad):
+    from seqnlp.config import ConfigError
+
+    m = ModelConfig(**{**ARGS, "num_words": 10, "num_chars": 5, "num_tags": 3, **bad})
+    with pytest.raises(ConfigError):
+        build_model(m)
+
+
+def test_featurizer_files_load_back(tmp_path):
+    import json
+
+    feats, _ = make()
+    for name, value in feats.files().items():
+        if callable(value):
+            value(tmp_path / name)
+        else:
+            (tmp_path / name).write_text(json.dumps(value))
+    again = Featurizer.load(tmp_path, feats.tags)
+    assert again.forms == feats.forms and again.tags == feats.tags
+    sentences = TRAIN + [{"tokens": ["Zebra", "2024"], "tags": None}]
+    assert again.encode(sentences)[0] == feats.encode(sentences)[0]
