@@ -44,15 +44,16 @@ MODES = {
 
 # ------------------------------------------------------------------------------------------------ loading
 def load(path: str | Path, device: str = "auto", overrides: list[str] | tuple[str, ...] = (), *,
-         task: str | None = None, precision: str | None = None, threads: int = 0):
+         task: str | None = None, precision: str | None = None, threads: int = 0, stored: ck.Stored | None = None):
     """The predictor of a trained model (run directory or checkpoint directory) of any task.
 
     ``overrides`` are dotted keys of the stored run config; ``precision`` overrides its ``infer_precision``;
-    ``threads`` > 0 fixes torch's threads (else the run's ``train.threads``)."""
+    ``threads`` > 0 fixes torch's threads (else the run's ``train.threads``); ``stored``: the checkpoint's
+    config.json already read (by the command line), so that it is parsed once."""
     from .train.device import pick_device, set_threads
 
-    ckpt = ck.resolve(path)
-    stored = ck.read_stored(ckpt)
+    ckpt = ck.resolve(path) if stored is None else stored.path
+    stored = stored or ck.read_stored(ckpt)
     if stored.task not in TASKS:
         raise ck.CheckpointError(f"{ckpt}: unknown task {stored.task!r} (this seqnlp knows {', '.join(TASKS)})")
     if task is not None and stored.task != task:
@@ -269,22 +270,22 @@ def parser(mode: str, api: Any = None, prog: str | None = None) -> argparse.Argu
     return p
 
 
-def _task_api(argv: list[str]):
-    """The task module of the ``--model`` in ``argv`` (None when it is not given or not loadable yet)."""
+def _stored(argv: list[str]) -> ck.Stored | None:
+    """The checkpoint config of the ``--model`` in ``argv``, read once (None when no --model is given)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model")
     known, _ = pre.parse_known_args(argv)
-    if not known.model:
-        return None
-    return get_task(ck.read_stored(ck.resolve(known.model)).task).api
+    return ck.read_stored(ck.resolve(known.model)) if known.model else None
 
 
 def main(mode: str, argv: list[str], prog: str | None = None) -> int:
     """Run ``mode`` on ``argv``; returns the exit status (see :data:`EXIT_CODES`); errors are one line on stderr."""
     try:
-        api = _task_api(argv)
+        stored = _stored(argv)
+        api = get_task(stored.task).api if stored is not None and stored.task in TASKS else None
         args = parser(mode, api, prog).parse_args(argv)
-        pred = load(args.model, args.device, args.overrides, precision=args.precision, threads=args.threads)
+        pred = load(args.model, args.device, args.overrides, precision=args.precision, threads=args.threads,
+                    stored=stored)
         if mode in MODES:
             {"evaluate": evaluate, "predict": predict, "ensemble": ensemble, "chat": chat}[mode](pred, args)
         else:
