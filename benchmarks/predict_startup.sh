@@ -11,14 +11,15 @@ old=$1 new=$2 prefix=$3 n=${4:-5}
 export HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1
 for task in sentiment pos_tagging translation dialogue char_generator; do
   input="a fine film ."; extra_old=(); extra_new=()
-  if [ "$task" = char_generator ]; then input="ROMEO:"; extra_old=(--chars 20 --seed 1); extra_new=(sample.chars=20); fi
+  if [ "$task" = char_generator ]; then input="ROMEO:"; extra_old=(--chars=20 --seed=1); extra_new=(sample.chars=20); fi
   for tree in old new; do : > "/tmp/startup_$tree"; done
   for _ in $(seq "$n"); do
     for tree in old new; do
       dir=$old; extra=("${extra_old[@]}")
       [ "$tree" = new ] && dir=$new && extra=("${extra_new[@]}")
       s=$(date +%s.%N)
-      PYTHONPATH=$dir python -m seqnlp.cli predict --model "$prefix$task" "${extra[@]}" <<< "$input" >/dev/null 2>&1
+      PYTHONPATH=$dir python -m seqnlp.cli predict --model "$prefix$task" "${extra[@]}" <<< "$input" >/dev/null \
+        2>"/tmp/startup_$tree.err" || { echo "$tree $task failed: $(tail -1 "/tmp/startup_$tree.err")" >&2; exit 1; }
       e=$(date +%s.%N)
       echo "$e - $s" | bc >> "/tmp/startup_$tree"
     done

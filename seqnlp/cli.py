@@ -52,8 +52,7 @@ def _task_of_config(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .runner import EXIT_CODES, EXIT_USAGE, MODES
-    from .runner import main as run
+    from .exit_codes import EXIT_CODES, EXIT_USAGE, MODES
 
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = sorted({m for t in TASKS.values() for m in t.modes})
@@ -86,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         return get_task(task).recipe_main()(rest)
     if cmd in MODES or cmd in extra:
+        from .runner import main as run  # torch is imported from here on
+
         return run(cmd, rest)
     print(f"error: unknown command {cmd!r}\n\n{usage}", file=sys.stderr)
     return EXIT_USAGE

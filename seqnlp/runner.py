@@ -25,21 +25,10 @@ from typing import Any
 from .config import ConfigError
 from .data.errors import DataError
 from .data.readers import open_text
+from .exit_codes import EXIT_CODES, EXIT_DATA, EXIT_OK, EXIT_USAGE, MODES
 from .tasks import TASKS, Mode, get_task
 from .train import checkpoint as ck
 from .train.rundir import one_line, record_result, run_dir, write_json
-
-EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
-EXIT_CODES = f"""exit status:
-  {EXIT_OK}  success
-  {EXIT_DATA}  data or checkpoint error: a missing or broken model, unreadable input, bad data (the message names it)
-  {EXIT_USAGE}  usage or config error: a bad option, an unknown config key or a bad value"""
-MODES = {
-    "evaluate": "score a trained model on a split of its data (writes metrics_<split>.json in the run directory)",
-    "predict": "run a trained model on input lines from a file or stdin",
-    "ensemble": "score several trained models of one task together on a split",
-    "chat": "talk to a trained dialogue model in the terminal",
-}
 
 
 # ------------------------------------------------------------------------------------------------ loading
