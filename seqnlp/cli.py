@@ -30,6 +30,8 @@ commands:
   predict    run a trained model on input lines from a file or stdin (text or jsonl output)
   ensemble   score several trained models of one task together
   chat       talk to a trained dialogue model in the terminal
+  push       share a trained model on the Hugging Face Hub (or lay out its repo folder) with a model card
+  serve      serve a trained model over HTTP (JSON API, OpenNMT-py's route, a page to try it)
   tasks      list the tasks
 {extra}
 Run `seqnlp COMMAND --help` for a command's options; `seqnlp train --config FILE --help` lists every key of
@@ -84,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
         return get_task(task).recipe_main()(rest)
+    if cmd == "push":
+        from .hub import push_main
+
+        return push_main(rest)
+    if cmd == "serve":
+        from .serve import main as serve_main
+
+        return serve_main(rest)
     if cmd in MODES or cmd in extra:
         from .runner import main as run  # torch is imported from here on
 

@@ -25,7 +25,8 @@ from typing import Any
 from .config import ConfigError
 from .data.errors import DataError
 from .data.readers import open_text
-from .exit_codes import EXIT_CODES, EXIT_DATA, EXIT_OK, EXIT_USAGE, MODES
+from .exit_codes import EXIT_CODES, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MODES
+from .hub import local_path
 from .tasks import TASKS, Mode, get_task
 from .train import checkpoint as ck
 from .train.rundir import one_line, record_result, run_dir, write_json
@@ -41,18 +42,24 @@ def load(path: str | Path, device: str = "auto", overrides: list[str] | tuple[st
     config.json already read (by the command line), so that it is parsed once."""
     from .train.device import pick_device, set_threads
 
-    ckpt = ck.resolve(path) if stored is None else stored.path
+    ckpt = ck.resolve(local_path(path)) if stored is None else stored.path  # a local path, else a hub id
     stored = stored or ck.read_stored(ckpt)
     if stored.task not in TASKS:
         raise ck.CheckpointError(f"{ckpt}: unknown task {stored.task!r} (this seqnlp knows {', '.join(TASKS)})")
     if task is not None and stored.task != task:
-        raise ck.CheckpointError(f"{ckpt} is a {stored.task!r} model, not a {task!r} model")
+        raise ck.CheckpointError(f"{ckpt} is a {stored.task!r} model, not a {task!r} model: use "
+                                 f"`seqnlp ... --model {path}` or recipes/{stored.task}.py")
+    ck.verify_files(ckpt, stored.files)  # a tokenizer that does not belong to the weights is refused
     api = get_task(stored.task).api
     if stored.format_version == 1 and hasattr(api, "upgrade_v1"):
         api.upgrade_v1(stored)
     overrides = list(overrides) + ([f"infer_precision={precision}"] if precision else [])
     cfg = stored.run_config(api.Config, overrides)
     set_threads(threads or cfg.train.threads)
+    if stored.export is not None:  # a `seqnlp export` directory: the task's predictor on onnxruntime sessions
+        from .export.runtime import load_predictor as load_exported
+
+        return load_exported(ckpt, stored, cfg, threads or cfg.train.threads)
     return api.load_predictor(ckpt, stored, cfg, pick_device(device))
 
 
@@ -155,7 +162,7 @@ def ensemble(predictor, args) -> dict:
                              for d in others]
     metrics = api.ensemble(members, args.split)
     metrics.update(split=args.split, members_paths=[str(args.model), *others])
-    path = write_json(run_dir(args.model) / f"metrics_ensemble_{args.split}.json", metrics)
+    path = write_json(run_dir(predictor.checkpoint) / f"metrics_ensemble_{args.split}.json", metrics)
     if args.record:
         record(args.record, task_of(predictor), metrics, time.time() - t0, extra={"ensemble": [args.model, *others]})
     summary = getattr(api, "summary", None)
@@ -189,7 +196,7 @@ def chat(predictor, args) -> None:
     """
     api = get_task(task_of(predictor)).api
     if not hasattr(api, "chat_session"):
-        raise ConfigError(f"seqnlp chat needs a dialogue model; this is a {task_of(predictor)} model")
+        raise ConfigError(f"task {task_of(predictor)} has no chat mode (seqnlp chat talks to dialogue models)")
     session = api.chat_session(predictor)
     stream = iter(sys.stdin if args.input == "-" else open_text(args.input))
     tty = args.input == "-" and sys.stdin.isatty()
@@ -264,17 +271,17 @@ def _stored(argv: list[str]) -> ck.Stored | None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model")
     known, _ = pre.parse_known_args(argv)
-    return ck.read_stored(ck.resolve(known.model)) if known.model else None
+    return ck.read_stored(ck.resolve(local_path(known.model))) if known.model else None
 
 
-def main(mode: str, argv: list[str], prog: str | None = None) -> int:
+def main(mode: str, argv: list[str], prog: str | None = None, task: str | None = None) -> int:
     """Run ``mode`` on ``argv``; returns the exit status (see :data:`EXIT_CODES`); errors are one line on stderr."""
     try:
         stored = _stored(argv)
         api = get_task(stored.task).api if stored is not None and stored.task in TASKS else None
         args = parser(mode, api, prog).parse_args(argv)
         pred = load(args.model, args.device, args.overrides, precision=args.precision, threads=args.threads,
-                    stored=stored)
+                    stored=stored, task=task)
         if mode in MODES:
             {"evaluate": evaluate, "predict": predict, "ensemble": ensemble, "chat": chat}[mode](pred, args)
         else:
@@ -294,7 +301,7 @@ def main(mode: str, argv: list[str], prog: str | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 __all__ = ["EXIT_CODES", "EXIT_DATA", "EXIT_OK", "EXIT_USAGE", "MODES", "chat", "ensemble", "evaluate", "load",

@@ -15,9 +15,13 @@ dialogue           ``turns`` (list[str])
 =================  ==============================================
 
 Local csv/tsv/json/jsonl/parquet/txt files (``.gz`` too) are read by ``datasets.load_dataset``; CoNLL-U,
-CoNLL columns, parallel text, DailyDialog and rt-polarity by :mod:`seqnlp.data.readers`. Hub ClassLabel
-columns become their string names (an id of -1, the GLUE "no label" marker, becomes ``None``). Every problem
-with the data is a :class:`~seqnlp.data.errors.DataError`.
+CoNLL columns, parallel text, DailyDialog and rt-polarity by :mod:`seqnlp.data.readers`; a directory written by
+``datasets.Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (``dataset_dict.json``, or
+``dataset_info.json`` and ``state.json``) by ``datasets.load_from_disk``. Hub ClassLabel columns become their
+string names (an id of -1, the GLUE "no label" marker, becomes ``None``). Every problem with the data is a
+:class:`~seqnlp.data.errors.DataError`; a spec that cannot be right whatever the data (an unknown format, a
+carve-out of -0.1) is a :class:`~seqnlp.config.ConfigError` -- :func:`check_data_config` says so for a task's
+``data`` block before anything is read.
 
 Example::
 
@@ -39,19 +43,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seqnlp.config import ConfigError, check_choice, check_fraction
 from seqnlp.data import readers
 from seqnlp.data.errors import DataError
+from seqnlp.data.examples import FIELDS, to_examples
 
-__all__ = ["DataSpec", "data_root", "load_splits", "FORMATS", "FIELDS"]
+__all__ = ["DataSpec", "data_root", "load_splits", "check_data_config", "FORMATS", "FIELDS", "TAG_FIELDS"]
 
 FORMATS = (
     "auto", "csv", "tsv", "json", "jsonl", "parquet", "txt", "conllu", "conll", "parallel", "dailydialog",
     "rt_polarity",
 )  # fmt: skip
-FIELDS = ("text", "label", "tokens", "tags", "source", "target", "turns")
-# Fields an example cannot do without; `label`/`tags` may be None (e.g. GLUE's unlabelled test sets).
-_REQUIRED_FIELDS = ("text", "tokens", "source", "target", "turns")
-_STRING_FIELDS = ("text", "source", "target")
+TAG_FIELDS = ("upos", "xpos")  # the CoNLL-U column of a tag
 
 _DATASETS_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
     # na_filter=False: keep "null"/"NA"/"" as text instead of turning them into missing values.
@@ -68,16 +71,6 @@ _SUFFIX_FORMATS = {
     ".parquet": "parquet", ".txt": "txt", ".conllu": "conllu",
 }  # fmt: skip
 _SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "dev", "val"), "test": ("test",)}
-# When DataSpec.columns is empty: our field <- the first of these columns that the dataset has.
-_COLUMN_GUESSES = {
-    "text": ("text", "sentence", "review", "content", "document"),
-    "label": ("label", "labels"),
-    "tokens": ("tokens", "words"),
-    "tags": ("tags", "upos", "pos_tags", "ner_tags"),
-    "source": ("source",),
-    "target": ("target",),
-    "turns": ("turns", "dialog", "dialogue", "utterances"),
-}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
@@ -117,23 +110,34 @@ class DataSpec:
     src_lang: str | None = None
     tgt_lang: str | None = None
 
-    def __post_init__(self):
-        if self.format not in FORMATS:
-            raise ValueError(f"DataSpec.format must be one of {FORMATS}, got {self.format!r}")
+    def __post_init__(self):  # ConfigError (a ValueError): wrong whatever the data is
+        check_choice(self.format, FORMATS, "DataSpec.format")
         unknown = sorted(set(self.columns) - set(FIELDS))
         if unknown:
-            raise ValueError(f"DataSpec.columns keys must be among {FIELDS}, got {unknown}")
+            raise ConfigError(f"DataSpec.columns keys must be among {FIELDS}, got {unknown}")
         for split, amount in self.carve.items():
-            ok = isinstance(amount, int | float) and not isinstance(amount, bool) and amount > 0
-            if split != "seed" and not (ok and (amount < 1 or float(amount).is_integer())):
-                raise ValueError(
-                    f"DataSpec.carve[{split!r}] must be a fraction in (0, 1) or a whole number of examples, "
-                    f"got {amount!r}"
-                )
+            if split != "seed":
+                check_fraction(amount, f"DataSpec.carve[{split!r}]", whole=True)
         if self.format == "parallel" and not (self.src_lang and self.tgt_lang):
-            raise ValueError("DataSpec(format='parallel') needs src_lang and tgt_lang")
-        if self.tag_field not in ("upos", "xpos"):
-            raise ValueError(f"DataSpec.tag_field must be 'upos' or 'xpos', got {self.tag_field!r}")
+            raise ConfigError("DataSpec(format='parallel') needs src_lang and tgt_lang")
+        check_choice(self.tag_field, TAG_FIELDS, "DataSpec.tag_field")
+
+
+def check_data_config(d: Any, key: str = "data") -> None:
+    """A :class:`~seqnlp.config.ConfigError` naming the key and the allowed values for what a task's data block
+    (``d``, named ``key``) gets wrong whatever the data: ``format`` (:data:`FORMATS`), ``tag_field`` (upos |
+    xpos), ``carve`` sizes (a fraction in (0, 1) or a whole number of examples), ``columns`` keys (:data:`FIELDS`).
+    Only the fields ``d`` has are checked; call it before reading anything."""
+    if hasattr(d, "format"):
+        check_choice(d.format, FORMATS, f"{key}.format")
+    if hasattr(d, "tag_field"):
+        check_choice(d.tag_field, TAG_FIELDS, f"{key}.tag_field")
+    for split, amount in dict(getattr(d, "carve", None) or {}).items():
+        if split != "seed":
+            check_fraction(amount, f"{key}.carve.{split}", whole=True)
+    unknown = sorted(set(getattr(d, "columns", None) or {}) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{key}.columns: the keys are our field names, one of {' | '.join(FIELDS)}; got {unknown}")
 
 
 def data_root() -> Path:
@@ -166,6 +170,8 @@ def load_splits(spec: DataSpec, cache_dir: str | os.PathLike[str] | None = None)
     found, tried = _find_local(spec.name)
     if found is None:
         splits = _load_hub(spec, tried, cache)
+    elif isinstance(found, Path) and _is_saved_dataset(found):
+        splits = _load_saved(spec, found)
     else:
         splits = _load_local(spec, found, cache)
     splits = _carve(splits, spec)
@@ -190,6 +196,9 @@ def _find_local(name: str) -> tuple[Path | list[Path] | None, list[str]]:
             files = _glob_files(str(full))
             if files:
                 return files, tried
+            dirs = sorted(glob.glob(str(full), recursive=True))
+            if dirs:
+                raise DataError(f"the pattern matches only directories ({', '.join(dirs[:5])}), no files", name)
     return None, tried
 
 
@@ -202,15 +211,15 @@ def _load_local(spec: DataSpec, found: Path | list[Path], cache_dir: str | None)
         split_files = _split_files(spec, found)
     else:
         if spec.splits:
-            raise ValueError(f"DataSpec.splits needs a directory as name, but {spec.name!r} names files")
+            raise ConfigError(f"DataSpec.splits needs a directory as name, but {spec.name!r} names files")
         if spec.format in ("parallel", "rt_polarity"):
-            raise ValueError(f"format {spec.format!r} needs a directory as name, got files {spec.name!r}")
+            raise ConfigError(f"format {spec.format!r} needs a directory as name, got files {spec.name!r}")
         split_files = {"train": found if isinstance(found, list) else [found]}
     fmt = spec.format if spec.format != "auto" else _infer_format(split_files)
     if fmt in _DATASETS_BUILDERS:
         return _load_with_datasets(spec, fmt, split_files, cache_dir)
     if spec.columns:
-        raise ValueError(f"DataSpec.columns applies to tabular and Hub datasets, not to {fmt!r} files")
+        raise ConfigError(f"DataSpec.columns applies to tabular and Hub datasets, not to {fmt!r} files")
     splits = {}
     for split, files in split_files.items():
         if fmt in ("parallel", "rt_polarity"):  # one pair of files
@@ -245,6 +254,13 @@ def _split_files(spec: DataSpec, root: Path) -> dict[str, list[Path]]:
                 continue
             files = _glob_files(str(root / pattern))
             if not files:
+                dirs = [Path(p) for p in sorted(glob.glob(str(root / pattern), recursive=True)) if os.path.isdir(p)]
+                if dirs:
+                    raise DataError(
+                        f"split {split!r}: {pattern!r} is a directory, not a data file (name the file, "
+                        f"or files like {pattern.rstrip('/')}/*.EXT, inside it)",
+                        dirs[0],
+                    )
                 raise DataError(f"split {split!r}: no file matches {pattern!r}", root)
             result[split] = files
         return result
@@ -265,7 +281,7 @@ def _split_files(spec: DataSpec, root: Path) -> dict[str, list[Path]]:
                 result[split] = files
                 break
     if not result:
-        listing = sorted(p.name for p in root.iterdir())[:20]
+        listing = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:20]
         raise DataError(
             f"no split files found by name (train / validation, valid, dev, val / test); the directory holds "
             f"{listing}: set DataSpec.splits (and format)",
@@ -281,6 +297,8 @@ def _existing(path: Path) -> Path | None:
 
 def _prefixed_file(root: Path, prefix: str, suffix: str, split: str) -> Path:
     found = _existing(root / f"{prefix}{suffix}")
+    if found is None and (root / f"{prefix}{suffix}").is_dir():
+        raise DataError(f"split {split!r}: is a directory, not a {suffix[1:]} file", root / f"{prefix}{suffix}")
     if found is None:
         raise DataError(f"split {split!r}: neither {prefix}{suffix} nor {prefix}{suffix}.gz exists", root)
     return found
@@ -332,7 +350,7 @@ def _load_with_datasets(
             if "corresponds to no data" in str(e):  # e.g. a csv file with only a header
                 raise DataError(f"no examples (empty split {split!r})", where or ", ".join(names)) from e
             raise DataError(f"could not read {'' if where else f'{names} '}as {fmt}: {_describe(e)}", where) from e
-        splits[split] = _to_examples(loaded, spec, ", ".join(names))
+        splits[split] = to_examples(loaded, spec, ", ".join(names))
     return splits
 
 
@@ -359,6 +377,59 @@ def _describe(error: BaseException) -> str:
     return text
 
 
+# ------------------------------------------------------------------------------ datasets.save_to_disk
+def _is_saved_dataset(path: Path) -> bool:
+    """A directory written by ``DatasetDict.save_to_disk`` (``dataset_dict.json``) or ``Dataset.save_to_disk``
+    (``dataset_info.json`` and ``state.json``)."""
+    return path.is_dir() and (
+        (path / "dataset_dict.json").is_file()
+        or ((path / "dataset_info.json").is_file() and (path / "state.json").is_file())
+    )
+
+
+_SLICE = re.compile(r"(?P<name>[^\[\]+]+)(?:\[(?P<start>-?\d+%?)?:(?P<stop>-?\d+%?)?\])?")
+
+
+def _load_saved(spec: DataSpec, root: Path) -> dict[str, list[dict]]:
+    """A saved ``DatasetDict`` (its splits by name, or ``spec.splits``: our split -> saved split, with
+    ``train[:1000]`` / ``train[:10%]`` slices and ``a+b`` joins) or a saved ``Dataset`` (the train split)."""
+    import datasets
+
+    try:
+        saved = datasets.load_from_disk(str(root))
+    except Exception as e:  # a truncated or foreign directory: whatever datasets raises
+        raise DataError(f"could not read the dataset saved with save_to_disk: {_describe(e)}", root) from e
+    parts = {"train": saved} if isinstance(saved, datasets.Dataset) else dict(saved)
+    if not spec.splits:
+        loaded = {_canonical_split(s): ds for s, ds in parts.items()}
+    else:
+        loaded = {}
+        for ours, theirs in spec.splits.items():
+            pieces = [_saved_part(parts, piece.strip(), ours, root) for piece in str(theirs).split("+")]
+            loaded[ours] = pieces[0] if len(pieces) == 1 else datasets.concatenate_datasets(pieces)
+    return {split: to_examples(ds, spec, f"{root}[{split}]") for split, ds in loaded.items()}
+
+
+def _saved_part(parts: dict, spec: str, ours: str, root: Path):
+    m = _SLICE.fullmatch(spec)
+    if m is None or m["name"] not in parts:
+        raise DataError(
+            f"split {ours!r}: the saved dataset has no split {spec!r} (it has {sorted(parts)}; a slice "
+            f"reads like train[:1000] or train[:10%])",
+            root,
+        )
+    ds = parts[m["name"]]
+
+    def bound(text: str | None) -> int | None:
+        if text is None:
+            return None
+        return round(len(ds) * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+
+    if m["start"] is None and m["stop"] is None:
+        return ds
+    return ds.select(range(len(ds))[bound(m["start"]) : bound(m["stop"])])
+
+
 # --------------------------------------------------------------------------------------------- the Hub
 def _load_hub(spec: DataSpec, tried: list[str], cache_dir: str | None) -> dict[str, list[dict]]:
     looked_for = f"no local path {' or '.join(tried)} exists (SEQNLP_DATA={os.environ.get('SEQNLP_DATA')!r})"
@@ -382,85 +453,11 @@ def _load_hub(spec: DataSpec, tried: list[str], cache_dir: str | None) -> dict[s
         raise DataError(
             f"dataset not found: {looked_for}, and loading the {hub} failed{note}: {_describe(e)}", spec.name
         ) from e
-    return {split: _to_examples(ds, spec, f"{spec.name}[{split}]") for split, ds in loaded.items()}
+    return {split: to_examples(ds, spec, f"{spec.name}[{split}]") for split, ds in loaded.items()}
 
 
 def _canonical_split(name: str) -> str:
     return next((ours for ours, aliases in _SPLIT_ALIASES.items() if name in aliases), name)
-
-
-# ------------------------------------------------------------------------------------ rows -> examples
-def _to_examples(ds, spec: DataSpec, where: str) -> list[dict]:
-    """A ``datasets.Dataset`` as a list of dicts with our field names."""
-    from datasets import ClassLabel
-
-    available = list(ds.column_names)
-    mapping = dict(spec.columns) or _guess_columns(available, spec, where)
-    values: dict[str, list] = {}
-    for ours, column in mapping.items():
-        top, _, key = (column, "", "") if column in available else column.partition(".")
-        if top not in available:
-            raise DataError(f"column {column!r} not found; available columns: {available}", where, field=ours)
-        column_values = ds.select_columns([top]).to_dict()[top]
-        if key:
-            column_values = _dict_key(column_values, top, key, where, ours)
-        feature = ds.features[top]
-        if isinstance(feature, ClassLabel):
-            column_values = [_label_name(v, feature, where, ours) for v in column_values]
-        elif isinstance(getattr(feature, "feature", None), ClassLabel):  # List/Sequence of ClassLabel
-            inner = feature.feature
-            column_values = [
-                None if vs is None else [_label_name(v, inner, where, ours) for v in vs] for vs in column_values
-            ]
-        if ours in _STRING_FIELDS:
-            column_values = [v if v is None or isinstance(v, str) else str(v) for v in column_values]
-        if ours in _REQUIRED_FIELDS and None in column_values:
-            row = column_values.index(None)
-            raise DataError(f"row {row + 1} has no value in column {column!r}", where, field=ours)
-        values[ours] = column_values
-    if ds.num_rows == 0:
-        raise DataError("no examples (empty split)", where)
-    names = list(values)
-    return [dict(zip(names, row)) for row in zip(*(values[n] for n in names))]
-
-
-def _guess_columns(available: list[str], spec: DataSpec, where: str) -> dict[str, str]:
-    mapping = {}
-    for ours, guesses in _COLUMN_GUESSES.items():
-        column = next((c for c in guesses if c in available), None)
-        if column is not None:
-            mapping[ours] = column
-    if spec.src_lang and spec.tgt_lang:
-        for ours, lang in (("source", spec.src_lang), ("target", spec.tgt_lang)):
-            if lang in available:
-                mapping[ours] = lang
-            elif "translation" in available:
-                mapping[ours] = f"translation.{lang}"
-    if not mapping:
-        raise DataError(
-            f"none of the usual column names found; available columns: {available}: set DataSpec.columns "
-            f"(our fields: {FIELDS})",
-            where,
-        )
-    return mapping
-
-
-def _dict_key(values: list, column: str, key: str, where: str, ours: str) -> list:
-    out = []
-    for row, value in enumerate(values, start=1):
-        if not isinstance(value, dict) or key not in value:
-            keys = sorted(value) if isinstance(value, dict) else f"a {type(value).__name__}, not a dict"
-            raise DataError(f"row {row}: column {column!r} has no key {key!r} ({keys})", where, field=ours)
-        out.append(value[key])
-    return out
-
-
-def _label_name(value, feature, where: str, ours: str) -> str | None:
-    if value is None or value == -1:  # -1: GLUE's "no label" (unlabelled test sets)
-        return None
-    if not 0 <= value < feature.num_classes:
-        raise DataError(f"label id {value} out of range for ClassLabel {feature.names}", where, field=ours)
-    return feature.names[value]
 
 
 # ------------------------------------------------------------------------------------------ carve-out

@@ -25,6 +25,7 @@ from typing import TextIO
 
 from conllu.parser import DEFAULT_FIELDS, ParseException, parse_id_value
 
+from seqnlp.config import check_choice
 from seqnlp.data.errors import DataError
 
 __all__ = [
@@ -161,8 +162,7 @@ def read_conllu(path: PathLike, tag_field: str = "upos") -> list[dict]:
         DataError: a token line without exactly 10 tab-separated columns, an invalid ID, an empty FORM or
             tag -- with the file and line number.
     """
-    if tag_field not in _TAG_FIELDS:
-        raise ValueError(f"tag_field must be one of {_TAG_FIELDS}, got {tag_field!r}")
+    check_choice(tag_field, _TAG_FIELDS, "tag_field")  # a ConfigError (a ValueError)
     tag_index = DEFAULT_FIELDS.index(tag_field)
     path = os.fspath(path)
     sentences: list[dict] = []
@@ -221,8 +221,7 @@ def write_conllu(
         DataError: a sentence and its tags differ in length, a sentence is empty, or a token/tag is empty
             or contains a tab, a line break or surrounding/double spaces (which CoNLL-U readers split on).
     """
-    if tag_field not in _TAG_FIELDS:
-        raise ValueError(f"tag_field must be one of {_TAG_FIELDS}, got {tag_field!r}")
+    check_choice(tag_field, _TAG_FIELDS, "tag_field")  # a ConfigError (a ValueError)
     if len(sentences) != len(tags):
         raise DataError(f"{len(sentences)} sentences but {len(tags)} tag sequences", field="tags")
     blocks = []

@@ -11,19 +11,24 @@ codes and ``--record`` are handled here once.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..config import ConfigError, load_config
+from ..config import ConfigError, load_config, read_yaml_layers
 from ..data.errors import DataError
-from ..runner import EXIT_CODES, EXIT_DATA, EXIT_OK, EXIT_USAGE, MODES
+from ..exit_codes import EXIT_CODES, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MODES
 from ..runner import main as runner_main
+from ..tasks import get_task
 from ..train.checkpoint import CheckpointError
 from ..train.device import seed_everything, set_threads
+from ..train.lock import RunLock, RunLocked
+from ..train.rundir import check_output_dir
 
 
 def time_note(cfg) -> str | None:
@@ -67,11 +72,16 @@ def recipe_main(argv: list[str] | None, *, task: str, schema: type, description:
             if "--model" not in passed and not any(a.startswith("--model=") for a in passed):
                 overrides = [o for o in passed if "=" in o and not o.startswith("-")]
                 passed = ["--model", load_config(schema, first.config, overrides).output_dir, *passed]
-            return runner_main(first.mode, passed, prog=f"recipes/{task}.py --mode {first.mode}")
+            return runner_main(first.mode, passed, prog=f"recipes/{task}.py --mode {first.mode}", task=task)
         known, rest = p.parse_known_args(argv)
         if rest:
             p.error(f"unrecognized arguments: {' '.join(rest)}")
-        cfg = load_config(schema, known.config, known.overrides)
+        other = read_yaml_layers(known.config).get("task") if known.config else None
+        cfg = load_config(schema, known.config, known.overrides) if other in (None, task) else None
+        if cfg is None or cfg.task != task:
+            other = other if cfg is None else cfg.task
+            raise ConfigError(f"{known.config} is a config for task {other!r}, not {task!r}: run it with "
+                              f"`seqnlp train --config {known.config}` (or recipes/{other}.py)")
         if known.print_config:
             print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
             return EXIT_OK
@@ -80,7 +90,14 @@ def recipe_main(argv: list[str] | None, *, task: str, schema: type, description:
         note = time_note(cfg)
         if note:
             print(f"{task}: {note}", file=sys.stderr)
-        train(cfg, known.config)
+        check_output_dir(cfg.output_dir)  # a file there: say so before the lock makes the directory
+        check = getattr(get_task(task).api, "check_config", None)
+        if check is not None:  # bad enumerated values: before any directory, lock or data
+            check(cfg)
+        if cfg.train.restart:
+            fresh_start(Path(cfg.output_dir))
+        with RunLock(cfg.output_dir):
+            train(cfg, known.config)
         if known.record:
             dest = Path(known.record)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -89,12 +106,25 @@ def recipe_main(argv: list[str] | None, *, task: str, schema: type, description:
         return EXIT_OK
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         return int(e.code or 0)
-    except (DataError, CheckpointError) as e:
+    except (DataError, CheckpointError, RunLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DATA
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # the trainer saved a checkpoint and said how to resume; no final metrics
+        print("interrupted: no final metrics written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def fresh_start(out: Path) -> None:
+    """``train.restart=true``: keep an existing run directory as ``OUT.previous-TIME`` and start an empty one."""
+    if out.is_dir() and any(out.iterdir()):
+        with RunLock(out):  # never move a directory another run is writing
+            pass
+        dest = out.with_name(f"{out.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(out, dest)
+        print(f"train.restart: the previous run in {out} is kept as {dest}; starting afresh", file=sys.stderr)
 
 
 def config_name(config_path: str | None) -> str:

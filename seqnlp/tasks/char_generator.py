@@ -167,8 +167,26 @@ def sized(m: ModelConfig, vocab_size: int, num_conditions: int) -> ModelConfig:
 
 
 # ------------------------------------------------------------------------------------------------ data
+ACTIVATIONS = ("tanh", "relu", "gelu", "sigmoid")  # the window MLP's (seqnlp.nn.window.WindowEncoder)
+
+
+def check_config(cfg: Config) -> None:
+    """A :class:`ConfigError` naming the key and its allowed values for an option that cannot be right whatever the
+    data (``data.format``, ``data.validation_fraction``, ``model.cell``, ``model.activation``, ``train.*`` ...);
+    :func:`load_data` calls it before reading anything."""
+    from ..config import check_choice, check_fraction, check_run
+    from ..data.loading import check_data_config
+
+    check_data_config(cfg.data)
+    check_fraction(cfg.data.validation_fraction, "data.validation_fraction", whole=True)
+    check_choice(cfg.model.cell, CELLS, "model.cell")
+    check_choice(cfg.model.activation, ACTIVATIONS, "model.activation")
+    check_run(cfg)
+
+
 def load_data(cfg: Config) -> CharData:
     """The text of every split (see :func:`seqnlp.data.chars.load_char_data`)."""
+    check_config(cfg)
     d = cfg.data
     return load_char_data(d.name, format=d.format, subset=d.subset, splits=d.splits, text_column=d.text_column,
                           condition_column=d.condition_column, separator=d.separator,

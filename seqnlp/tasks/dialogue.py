@@ -114,10 +114,25 @@ def build_model(m: ModelConfig) -> Seq2Seq:
 
 
 def check_config(cfg: Config) -> None:
-    """A :class:`ConfigError` for a ``compare`` list that is not a list of decodings."""
+    """A :class:`ConfigError` for a ``compare`` list that is not a list of decodings, and -- naming the key and its
+    allowed values -- for an option that cannot be right whatever the data (``data.format``, ``data.tokenizer``,
+    ``model.attention``, ``train.*`` ...); :func:`load_data` calls it before reading anything."""
+    from ..config import check_choice, check_fraction, check_run
+    from ..data.loading import check_data_config
+    from ..data.seq2seq import SUBWORD_KINDS
+    from .translation import ATTENTIONS
+
     bad = [m for m in cfg.compare if m not in SEARCH_METHODS]
     if bad or not cfg.compare:
         raise ConfigError(f"compare must list decodings among {SEARCH_METHODS}, got {list(cfg.compare)}")
+    check_data_config(cfg.data)
+    check_fraction(cfg.data.val_carve, "data.val_carve", whole=True)
+    check_choice(cfg.data.tokenizer, SUBWORD_KINDS, "data.tokenizer")
+    check_choice(cfg.model.attention, ATTENTIONS, "model.attention")
+    check_choice(cfg.search.method, SEARCH_METHODS, "search.method")
+    check_run(cfg)
+    if cfg.data.context_turns < 1:
+        raise ConfigError(f"data.context_turns must be >= 1, got {cfg.data.context_turns}")
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -127,6 +142,7 @@ def load_data(cfg: Config) -> dict[str, list[list[str]]]:
     Raises:
         DataError: no train split, or a dialogue that is not a list of strings (row named).
     """
+    check_config(cfg)
     d = cfg.data
     spec = DataSpec(d.name, format=d.format, subset=d.subset, splits=dict(d.splits), columns=dict(d.columns),
                     carve={"validation": d.val_carve})

@@ -8,7 +8,8 @@ fixed table that also extends the vocabulary.
 
 A predict input is a whitespace-tokenised sentence (or a list of tokens); its result is ``{"tokens": [...],
 "tags": [...]}`` (a blank line: both empty). ``--format conllu`` writes CoNLL-U with the tags in the model's
-``data.tag_field`` column, and a ``.conllu``/``.conllu.gz`` input keeps its own tokenisation. ``seqnlp
+``data.tag_field`` column; a ``.conllu``/``.conllu.gz`` input keeps its own tokenisation (one input per sentence)
+and is written back byte for byte but for that column (:mod:`seqnlp.data.conllu_io`). ``seqnlp
 ensemble`` sums the members' CRF / log-softmax scores and decodes once (a product of experts).
 """
 
@@ -25,9 +26,10 @@ from tqdm.auto import tqdm
 
 from ..config import ConfigError
 from ..data.batching import BatchIterator, TokenBucketSampler
+from ..data.conllu_io import ConlluDocument, is_conllu_path, read_document, write_tagged
 from ..data.errors import DataError
 from ..data.loading import DataSpec, load_splits
-from ..data.readers import read_conllu, write_conllu
+from ..data.readers import write_conllu
 from ..data.tagging import Featurizer
 from ..metrics import per_class_prf
 from ..nn.char_encoder import CharEncoder
@@ -148,9 +150,22 @@ def build_model(m: ModelConfig, unk_prob: torch.Tensor | None = None) -> Sequenc
 
 
 # ------------------------------------------------------------------------------------------------ data
+def check_config(cfg: Config) -> None:
+    """A :class:`ConfigError` naming the key and its allowed values for an option that cannot be right whatever the
+    data (``data.format``, ``data.tag_field``, ``data.carve``, ``model.encoder``, ``train.*`` ...); :func:`load_data`
+    calls it before reading anything."""
+    from ..config import check_run
+    from ..data.loading import check_data_config
+
+    check_data_config(cfg.data)
+    check_model_config(cfg.model)
+    check_run(cfg)
+
+
 def load_data(cfg: Config) -> dict[str, list[dict]]:
     """train / validation / test as ``{"tokens": [...], "tags": [...]}`` with string tags (test tags may be
     None); empty sentences are dropped, ``data.max_*_sentences`` applied."""
+    check_config(cfg)
     d = cfg.data
     spec = DataSpec(d.name, format=d.format, subset=d.subset, splits=dict(d.splits), columns=dict(d.columns),
                     carve=dict(d.carve), seed=d.seed, tag_field=d.tag_field, token_col=d.token_col,
@@ -304,18 +319,23 @@ def format_text(result: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------- CoNLL-U
-def read_inputs(path: str) -> list[list[str]] | None:
-    """The token lists of a ``.conllu`` / ``.conllu.gz`` input (its tokenisation kept); None for other files."""
-    if Path(path).name.endswith((".conllu", ".conllu.gz")):
-        return [ex["tokens"] for ex in read_conllu(path)]
-    return None
+def read_inputs(path: str) -> ConlluDocument | None:
+    """A ``.conllu`` / ``.conllu.gz`` input: one input per sentence, the FORMs of its syntactic words (its
+    tokenisation kept), each holding its lines as read (:class:`~seqnlp.data.conllu_io.ConlluDocument`, which
+    ``--format conllu`` writes back with only the tag column filled); None for other files."""
+    return read_document(path) if is_conllu_path(Path(path).name) else None
 
 
 def write_conllu_results(sink, inputs: list, results: list[dict], predictor: TaggerPredictor | None = None) -> None:
-    """``--format conllu``: the tagged sentences as CoNLL-U (blank inputs have no sentence there), the tags in
-    the ``data.tag_field`` column of ``predictor`` (UPOS without one)."""
-    kept = [r for r in results if r["tokens"]]
+    """``--format conllu``, the tags in the ``data.tag_field`` column of ``predictor`` (UPOS without one). A
+    CoNLL-U input (:func:`read_inputs`) is written back as it was read, byte for byte, but for that column of its
+    word lines (multiword tokens, empty nodes, comments, the other columns, blank lines kept); other inputs
+    become fresh CoNLL-U sentences (blank inputs have no sentence there)."""
     tag_field = predictor.config.data.tag_field if predictor is not None else "upos"
+    if isinstance(inputs, ConlluDocument):
+        write_tagged(sink, inputs, [r["tags"] for r in results], tag_field)
+        return
+    kept = [r for r in results if r["tokens"]]
     write_conllu(sink, [r["tokens"] for r in kept], [r["tags"] for r in kept], tag_field=tag_field)
 
 

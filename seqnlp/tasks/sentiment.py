@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -239,9 +240,27 @@ def data_name(d: DataConfig) -> str:
     return d.hub.name if d.use_hub else d.name
 
 
+def check_config(cfg: Config) -> None:
+    """A ConfigError for an option that cannot be right whatever the data (load_data calls it before reading)."""
+    from ..config import check_choice, check_parsed, check_run, check_train_config
+    from ..data.loading import check_data_config
+    from ..nn.encoders import CELLS
+
+    extra = [(f"{b}.extra_text[{i}]", x) for b in ("pretrain", "distill")
+             for i, x in enumerate(getattr(cfg, b).extra_text)]
+    for key, d in [("data", cfg.data), ("data.hub", cfg.data.hub), *extra]:
+        check_data_config(d, key)
+    check_choice(cfg.data.unknown_labels, ("error", "skip"), "data.unknown_labels")
+    check_choice(cfg.model.cell, CELLS, "model.cell")
+    check_parsed(pooling_parts, cfg.model.pooling, "model.pooling")
+    check_run(cfg)
+    check_train_config(cfg.pretrain.train, "pretrain.train")
+
+
 def load_data(cfg: Config, note=silent) -> tuple[dict[str, list[cd.Example]], list[str]]:
     """Checked ``{split: [(text, label)]}`` (train, validation, test) and the label set; with
     ``data.cv_folds`` everything is in ``train``. ``note`` hears what was skipped."""
+    check_config(cfg)
     d = cfg.data
     cv = d.cv_folds >= 2
     splits, labels = cd.load_labelled(data_spec(d, carve=not cv), d.labels, dict(d.label_map), d.unknown_labels,
@@ -280,7 +299,7 @@ def class_probs(model: SequenceClassifier, seqs: list[list[int]], pad_id: int, m
     """Class probabilities (N, C) of token-id lists, in input order (batched by length; ``dtype``: autocast)."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))  # an onnxruntime model has none
     it = cd.batches([(s, -1) for s in seqs], [len(s) for s in seqs], cd.collate_classify(pad_id),
                     max_tokens=max_tokens, max_sentences=None, shuffle=False)
     probs = torch.empty(len(seqs), model.num_classes)
@@ -305,8 +324,10 @@ def classification_metrics(gold: list[int], probs: torch.Tensor, labels: list[st
 class Predictor:
     """A trained sentiment model with its tokenizer and labels (what :func:`seqnlp.load` returns).
 
-    ``predict(texts)`` -> one ``{"label", "probs"}`` per text (None and None for a text without tokens);
-    ``probs(texts)`` -> (N, C) class probabilities (NaN rows for texts without tokens).
+    ``predict(texts)`` -> one ``{"label", "probs"}`` per text (None and None for a text without tokens); a text
+    longer than the model's ``data.max_len`` tokens is truncated (its first ``keep_head`` and last tokens), and
+    ``predict`` says how many were on stderr, once per call; ``probs(texts)`` -> (N, C) class probabilities (NaN
+    rows for texts without tokens). ``last_truncated``: how many texts the last call truncated.
     """
 
     def __init__(self, model: SequenceClassifier, tokenizer: Tokenizer, labels: list[str], config: Config,
@@ -318,9 +339,11 @@ class Predictor:
         self.config, self.checkpoint = config, checkpoint
         self.max_len, self.keep_head, self.fold = max_len, keep_head, fold
         self.dtype = dtype
+        self.last_truncated = 0
 
     def encode(self, texts: list[str]) -> list[list[int]]:
-        return cd.encode_texts(self.tokenizer, texts, self.max_len, self.keep_head)[0]
+        ids, self.last_truncated = cd.encode_texts(self.tokenizer, texts, self.max_len, self.keep_head)
+        return ids
 
     def probs(self, texts: list[str], max_tokens: int | None = None, progress: bool = False) -> torch.Tensor:
         ids = self.encode(texts)
@@ -334,8 +357,13 @@ class Predictor:
     def predict(self, inputs, progress: bool = False) -> list[dict]:
         texts = as_inputs(inputs)
         texts = [t if isinstance(t, str) else " ".join(t) for t in texts]
+        probs = self.probs(texts, progress=progress)
+        if self.last_truncated:
+            print(f"note: {self.last_truncated} of {len(texts)} inputs were longer than data.max_len={self.max_len} "
+                  f"tokens and were truncated (to their first {min(self.keep_head, self.max_len)} and last "
+                  f"{self.max_len - min(self.keep_head, self.max_len)} tokens)", file=sys.stderr)
         res = []
-        for row in self.probs(texts, progress=progress).tolist():
+        for row in probs.tolist():
             if row[0] != row[0]:  # NaN: no tokens
                 res.append({"label": None, "probs": None})
             else:

@@ -98,8 +98,26 @@ def build_model(m: ModelConfig) -> Seq2Seq:
     return build_seq2seq(m)
 
 
+# the decoder's attention (seqnlp.nn.attention.build_attention; none: the plain encoder-decoder)
+ATTENTIONS = ("bahdanau", "luong_general", "luong_dot", "luong", "none")
+
+
 def check_config(cfg: Config) -> None:
-    """A :class:`ConfigError` for options that do not go together."""
+    """A :class:`ConfigError` for options that do not go together, and -- naming the key and its allowed values --
+    for one that cannot be right whatever the data (``data.format``, ``data.tokenizer``, ``model.attention``,
+    ``val_search``, ``train.*`` ...); :func:`load_data` calls it before reading anything."""
+    from ..config import check_choice, check_fraction, check_run
+    from ..data.loading import check_data_config
+    from ..data.seq2seq import SUBWORD_KINDS
+    from ..search import SEARCH_METHODS
+
+    check_data_config(cfg.data)
+    check_fraction(cfg.data.val_carve, "data.val_carve", whole=True)
+    check_choice(cfg.data.tokenizer, SUBWORD_KINDS, "data.tokenizer")
+    check_choice(cfg.model.attention, ATTENTIONS, "model.attention")
+    check_choice(cfg.search.method, SEARCH_METHODS, "search.method")
+    check_choice(cfg.val_search, SEARCH_METHODS, "val_search")
+    check_run(cfg)
     if cfg.model.share_src_tgt_embeddings and not cfg.data.joint_vocab:
         raise ConfigError("model.share_src_tgt_embeddings=true needs data.joint_vocab=true")
 
@@ -113,6 +131,7 @@ def upgrade_v1(stored: ck.Stored) -> None:
 # ------------------------------------------------------------------------------------------------ data
 def load_data(cfg: Config) -> dict[str, list[dict]]:
     """``{"train", "validation", "test"}`` lists of ``{"source", "target"}`` (test falls back to validation)."""
+    check_config(cfg)
     d = cfg.data
     spec = DataSpec(d.name, format=d.format, subset=d.subset, splits=dict(d.splits), columns=dict(d.columns),
                     src_lang=d.src_lang, tgt_lang=d.tgt_lang, carve={"validation": d.val_carve})

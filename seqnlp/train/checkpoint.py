@@ -14,6 +14,7 @@ symbolic links replaced atomically, so they never point at a partial directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save_file
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 TRAIN_STATE = "train_state.pt"
+FILES = "files"  # config.json key: {file name: {"sha256", "bytes"}} of the checkpoint's extra files
 LATEST = "latest"
 BEST = "best"
 
@@ -93,13 +95,15 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
     save_file(weights_for_saving(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
     for fname, what in (extra_files or {}).items():
         if callable(what):
             what(tmp / fname)
         else:
             (tmp / fname).write_text(json.dumps(what, indent=2))
+    if extra_files:  # the files that belong to these weights, checked on loading (tokenizers, vocabularies)
+        config = {**config, FILES: digests(tmp, list(extra_files))}
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
     if train_state is not None:
         torch.save(train_state, tmp / TRAIN_STATE)
     _fsync_tree(tmp)
@@ -112,6 +116,46 @@ def save_checkpoint(
         os.replace(tmp, final)
     _fsync_dir(ckpt_root)
     return final
+
+
+def digests(folder: Path, names: list[str]) -> dict[str, dict]:
+    """``{name: {"sha256": hex, "bytes": size}}`` of files in ``folder``."""
+    out = {}
+    for name in names:
+        data = (Path(folder) / name).read_bytes()
+        out[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return out
+
+
+def verify_files(ckpt: Path, recorded: dict | None) -> None:
+    """Each file recorded in a checkpoint's config.json is there and unchanged (a tokenizer copied from another
+    run would silently map words to the wrong rows); checkpoints written before the record are not checked."""
+    for name, want in (recorded or {}).items():
+        f = Path(ckpt) / name
+        if not f.is_file():
+            raise CheckpointError(f"missing {f} (the checkpoint's config.json lists it)")
+        got = digests(Path(ckpt), [name])[name]
+        if got != want:
+            raise CheckpointError(f"{f} does not belong to these weights: its sha256 {got['sha256'][:12]}... "
+                                  f"({got['bytes']} bytes) differs from the {want['sha256'][:12]}... "
+                                  f"({want['bytes']} bytes) recorded when the checkpoint was written; put back "
+                                  "the file it was trained with")
+
+
+def clean_stale(ckpt_root: Path) -> list[Path]:
+    """Remove the temporary directories a crashed save left (``.step_*.tmp-PID``, ``.*.old-PID``, ``.*.lnk-PID``);
+    call only while holding the run directory's lock. Returns what was removed."""
+    removed = []
+    if not Path(ckpt_root).is_dir():
+        return removed
+    for p in Path(ckpt_root).glob(".*"):
+        if any(tag in p.name for tag in (".tmp-", ".old-", ".lnk-")):
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def point(ckpt_root: Path, link: str, target: str) -> None:
@@ -228,6 +272,8 @@ class Stored:
         self.model: dict = dict(data.get("model") or {})
         self.data: dict = dict(data.get("data") or {})
         self.config: dict = dict(data.get("config") or {})
+        self.files: dict = dict(data.get(FILES) or {})
+        self.export: dict | None = data.get("export")  # an export directory's block (seqnlp export), else None
 
     def run_config(self, schema: type, overrides: list[str] | tuple[str, ...] = ()):
         """The run config as ``schema`` (the model block from ``model``) with dotted ``overrides`` applied."""

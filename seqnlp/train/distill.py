@@ -11,15 +11,19 @@ SequenceClassifier`, ``distill_weight`` and ``distill_temperature``).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from ..config import ConfigError
 from . import checkpoint as ck
 
-CACHE = "teacher_probs.pt"
+CACHE = "teacher_probs.safetensors"  # tensors and a JSON key: nothing is unpickled
 
 
 def check_distill(weight: float, temperature: float) -> None:
@@ -35,8 +39,9 @@ def teacher_targets(teachers: Sequence[str], load_teacher: Callable, texts: list
     """(N, C) soft targets for ``texts``: the mean over ``teachers`` (run or checkpoint paths) of each teacher's
     class probabilities at temperature T (``softmax(log p / T)``). ``gold``: label indices, -1 for unlabelled
     texts. A labelled text a teacher cannot read (no tokens) keeps its gold label as target, an unlabelled one
-    gets NaNs. Cached in ``out/teacher_probs.pt`` under the teachers, T and a digest of the texts (a resumed run
-    does not score again; changed data or teachers do). ``weight`` is only reported.
+    gets NaNs. Cached in ``out/teacher_probs.safetensors`` (read as data only) under the teachers, T and a
+    digest of the texts (a resumed run does not score again; changed data or teachers do). ``weight`` is only
+    reported.
 
     Raises:
         ConfigError: a teacher predicts another label set than ``labels``; a bad ``temperature`` or ``weight``.
@@ -46,11 +51,10 @@ def teacher_targets(teachers: Sequence[str], load_teacher: Callable, texts: list
     digest = hashlib.sha1("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
     key = {"teachers": paths, "temperature": temperature, "n": len(texts), "texts": digest}
     cache = out / CACHE
-    if cache.is_file():
-        saved = torch.load(cache)
-        if saved["key"] == key:
-            note(f"distillation: teacher probabilities from {cache}", event="distill_cached")
-            return saved["probs"]
+    cached = read_cache(cache, key, note)
+    if cached is not None:
+        note(f"distillation: teacher probabilities from {cache}", event="distill_cached")
+        return cached
     gold_t = torch.as_tensor(gold, dtype=torch.long)
     known = gold_t >= 0
     total = torch.zeros(len(texts), len(labels))
@@ -71,9 +75,32 @@ def teacher_targets(teachers: Sequence[str], load_teacher: Callable, texts: list
          f"probabilities agree with the gold label on {acc:.4f} of the labelled training texts; {int(unread.sum())} "
          f"texts no teacher could read keep their gold label; {int((~known).sum())} unlabelled texts",
          event="distill", teachers=paths, agreement=acc, unread=int(unread.sum()), unlabelled=int((~known).sum()))
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"key": key, "probs": probs}, cache)
+    write_cache(cache, key, probs)
     return probs
+
+
+def write_cache(path: Path, key: dict, probs: torch.Tensor) -> None:
+    """``probs`` as safetensors with ``key`` as JSON metadata, written under a temporary name and renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"probs": probs.contiguous()}, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
+    os.replace(tmp, path)
+
+
+def read_cache(path: Path, key: dict, note: Callable) -> torch.Tensor | None:
+    """The cached probabilities when ``path`` holds them under ``key``; None when it is missing, written for
+    other texts/teachers, or unreadable (said, naming the file; the teachers then score again)."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            saved_key = json.loads((f.metadata() or {}).get("key", "null"))
+            probs = f.get_tensor("probs")
+    except (SafetensorError, OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        note(f"distillation: ignoring the unreadable cache {path} ({type(e).__name__}: {e}); scoring again",
+             event="distill_cache_refused")
+        return None
+    return probs if saved_key == json.loads(json.dumps(key, sort_keys=True)) else None
 
 
 __all__ = ["CACHE", "check_distill", "teacher_targets"]

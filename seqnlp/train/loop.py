@@ -12,10 +12,11 @@ resume, Ctrl-C handling and non-finite-loss checks.
 
 from __future__ import annotations
 
+import errno
 import json
-import math
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..config import ConfigError
 from ..data.batching import BatchIterator
 from . import checkpoint as ck
 from .device import (
@@ -37,6 +39,7 @@ from .device import (
     set_rng_state,
     set_threads,
 )
+from .optim import WeightAverage, build_optimizer, build_scheduler
 
 
 @dataclass
@@ -74,7 +77,8 @@ class TrainConfig:
     keep_freed_memory: bool = True  # CPU, glibc: no mmap/munmap per large tensor (1.05-1.33x; see device.py)
     log_every: int = 50
     nan_policy: str = "stop"  # stop | skip (skip the batch, count it)
-    resume: bool = True  # continue from output_dir/checkpoints/latest when present
+    resume: bool = True  # continue from output_dir/checkpoints/latest when present (same data and model only)
+    restart: bool = False  # start afresh although output_dir holds a run (it is moved to output_dir.previous-TIME)
     progress: bool = True  # tqdm progress bars
 
 
@@ -87,93 +91,18 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss under ``nan_policy=stop``)."""
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the checkpoint is saved; the command exits 130 and writes no final metrics."""
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int,
-                    elapsed: Callable[[], float] | None = None):
-    """Per-step LambdaLR schedules with linear warm-up, or ReduceLROnPlateau (per evaluation).
-
-    With ``cfg.decay_over="time"`` linear/cosine decay runs over ``cfg.max_minutes`` of training time as
-    measured by ``elapsed()`` (seconds), so the rate reaches its floor when the time budget ends however
-    fast the machine turns out to be."""
-    if cfg.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode=cfg.eval_mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience,
-            min_lr=cfg.lr * cfg.min_lr_ratio)
-    warm = max(0, cfg.warmup_steps)
-    horizon = max(1, (cfg.decay_steps or total_steps) - warm)
-    floor = cfg.min_lr_ratio
-    if cfg.decay_over not in ("steps", "time"):
-        raise ValueError(f"train.decay_over must be steps or time, got {cfg.decay_over!r}")
-    by_time = cfg.decay_over == "time"
-    if by_time and not (cfg.max_minutes > 0 and elapsed is not None):
-        raise ValueError("train.decay_over=time needs train.max_minutes > 0")
-
-    def lam(step: int) -> float:
-        if warm and step < warm:
-            return (step + 1) / warm
-        t = min(1.0, elapsed() / (cfg.max_minutes * 60) if by_time else (step - warm) / horizon)
-        if cfg.scheduler == "constant":
-            return 1.0
-        if cfg.scheduler == "linear":
-            return floor + (1 - floor) * (1 - t)
-        if cfg.scheduler == "cosine":
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-        if cfg.scheduler == "inverse_sqrt":
-            return max(floor, math.sqrt(max(warm, 1) / max(step + 1, 1)))
-        raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
-
-    lam(0)  # validate the name early
-    return torch.optim.lr_scheduler.LambdaLR(opt, lam)
+class RunMismatch(ConfigError):
+    """The run directory holds a run of other data or another model than this config's (resume refused)."""
 
 
-class WeightAverage:
-    """An exponential moving average of a model's floating-point parameters (Polyak averaging).
-
-    ``update()`` after each optimizer step: ``avg = d * avg + (1 - d) * w`` with ``d = min(decay, (1 + n) / (10 + n))``
-    after ``n`` updates (the warm-up OpenNMT-py uses), the first one a plain copy. ``swap()`` exchanges the
-    model's weights and the average in place (call it twice to swap back).
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"train.ema_decay must be in (0, 1), got {decay}")
-        self.decay = decay
-        self.params = [p for p in model.parameters() if p.is_floating_point()]
-        self.avg: list[torch.Tensor] = []
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self) -> None:
-        if not self.avg:
-            self.avg = [p.detach().clone() for p in self.params]
-        else:
-            d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-            torch._foreach_lerp_(self.avg, [p.detach() for p in self.params], 1.0 - d)
-        self.updates += 1
-
-    @torch.no_grad()
-    def swap(self) -> None:
-        for p, a in zip(self.params, self.avg):
-            tmp = p.detach().clone()
-            p.copy_(a)
-            a.copy_(tmp)
-
-    def state_dict(self) -> dict:
-        return {"avg": [a.cpu() for a in self.avg], "updates": self.updates}
-
-    def load_state_dict(self, st: dict) -> None:
-        self.avg = [a.to(p.device, p.dtype) for a, p in zip(st["avg"], self.params)]
-        self.updates = int(st["updates"])
+# what must match for a run directory's latest checkpoint to be continued: (where in config.json, what it is)
+RESUME_KEYS = (("model", "the model config"), ("data", "the data facts (labels, tags, ...)"),
+               ("files", "the tokenizer / vocabulary files (sha256)"))
+RESUME_CONFIG_BLOCKS = ("data", "tokenizer")  # blocks of the run config that fingerprint the training data
 
 
 class Trainer:
@@ -215,6 +144,8 @@ class Trainer:
         self.out = Path(output_dir)
         self.ckpt_root = self.out / "checkpoints"
         self.out.mkdir(parents=True, exist_ok=True)
+        for p in ck.clean_stale(self.ckpt_root):  # a save that crashed (full disk, kill) left these
+            say(f"removed {p}, left by an interrupted save")
         self.opt = build_optimizer(model, cfg)
         steps_per_epoch = len(train_batches)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
@@ -267,6 +198,11 @@ class Trainer:
         try:
             path = ck.save_checkpoint(self.ckpt_root, name, self.model, self.ckpt_config,
                                       self._train_state(), self.extra_files)
+        except OSError as e:
+            ck.clean_stale(self.ckpt_root)
+            what = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            raise ck.CheckpointError(f"cannot save checkpoint {self.ckpt_root / name}: {what}; the previous "
+                                     f"checkpoint ({self.ckpt_root / ck.LATEST}) is kept") from None
         finally:
             if self._averaged():
                 self.ema.swap()
@@ -277,10 +213,37 @@ class Trainer:
         ck.prune(self.ckpt_root, self.cfg.keep_checkpoints, {name, best_target})
         return path
 
+    def check_same_run(self, latest: Path) -> None:
+        """Refuse to continue ``latest`` with other data or another model (:class:`RunMismatch`, naming what
+        differs): a resumed run would mix the old weights with a new vocabulary. Format-1 checkpoints predate
+        the record and are not compared."""
+        old = ck.read_config(latest)
+        if not isinstance(old, dict) or old.get("format_version") != ck.FORMAT_VERSION:
+            return
+        new = dict(self.ckpt_config)
+        if self.extra_files:
+            with tempfile.TemporaryDirectory() as tmp:
+                for fname, what in self.extra_files.items():
+                    what(Path(tmp) / fname) if callable(what) else (Path(tmp) / fname).write_text(
+                        json.dumps(what, indent=2))
+                new[ck.FILES] = ck.digests(Path(tmp), list(self.extra_files))
+        diffs = [f"{what}: {_diff(old.get(key), new.get(key))}" for key, what in RESUME_KEYS
+                 if _plain(old.get(key)) != _plain(new.get(key))]
+        for block in RESUME_CONFIG_BLOCKS:
+            a, b = (old.get("config") or {}).get(block), (new.get("config") or {}).get(block)
+            if _plain(a) != _plain(b):
+                diffs.append(f"config block {block!r}: {_diff(a, b)}")
+        if diffs:
+            raise RunMismatch(f"{self.out} holds a run of other data or another model than this config's, so it "
+                              f"cannot be continued ({latest.resolve().name}): " + "; ".join(diffs)
+                              + ". Use the original config, another output_dir, or train.restart=true to start "
+                              f"afresh (the old run is kept as {self.out}.previous-TIME)")
+
     def maybe_resume(self) -> bool:
         latest = self.ckpt_root / ck.LATEST
         if not (self.cfg.resume and latest.exists()):
             return False
+        self.check_same_run(latest)
         ck.load_weights(self.model, latest)
         st = ck.load_train_state(latest)
         self.opt.load_state_dict(st["optimizer"])
@@ -412,7 +375,10 @@ class Trainer:
             msg = (f"interrupted at step {self.step}; checkpoint saved to {self.ckpt_root / ck.LATEST}. "
                    f"Run the same command again to resume (train.resume=true).")
             say(msg)
-        elif not self.history or self.history[-1].get("event") != "eval":
+            self.log({"event": "end", "reason": reason, "train_seconds": self.train_seconds,
+                      "skipped": self.skipped, "train_cpu_seconds": self.train_cpu_seconds})
+            raise TrainingInterrupted(msg)
+        if not self.history or self.history[-1].get("event") != "eval":
             self.run_evaluation()
         self.log({"event": "end", "reason": reason, "train_seconds": self.train_seconds,
                   "skipped": self.skipped, "train_cpu_seconds": self.train_cpu_seconds})
@@ -460,3 +426,22 @@ class Trainer:
         if epoch == sampler.epoch:  # iterator was empty from a saved end-of-epoch position
             sampler.set_epoch(epoch + 1)
         return None
+
+
+def _plain(x):
+    return json.loads(json.dumps(x, sort_keys=True, default=str))
+
+
+def _diff(a, b, limit: int = 4) -> str:
+    """The keys where two config blocks differ, ``key: old -> new`` (at most ``limit``)."""
+    a, b = _plain(a), _plain(b)
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return f"{str(a)[:60]} -> {str(b)[:60]}"
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+                out.append(f"{k}.{_diff(a[k], b[k], 1)}")
+            else:
+                out.append(f"{k}: {str(a.get(k))[:40]} -> {str(b.get(k))[:40]}")
+    return ", ".join(out[:limit]) + (f" (+{len(out) - limit} more)" if len(out) > limit else "")

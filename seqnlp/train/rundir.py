@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import save_config
+from ..config import ConfigError, save_config
 from . import checkpoint as ck
 
 
@@ -64,11 +64,27 @@ def command_line() -> str:
     return " ".join(head + sys.argv[1:])
 
 
+def check_output_dir(output_dir: str | Path) -> Path:
+    """``output_dir`` as a Path; a ConfigError if it is empty, or a file, or lies under a file."""
+    if not str(output_dir).strip():
+        raise ConfigError("output_dir is empty: set output_dir=DIR (the run directory)")
+    out = Path(output_dir)
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == out else f"lies under {p}, which is a file"
+            raise ConfigError(f"output_dir {out} {what}, not a directory: choose another output_dir")
+    return out
+
+
 def prepare_run(cfg) -> Path:
-    """Create ``cfg.output_dir`` and write the resolved config into it."""
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    """Create ``cfg.output_dir`` and write the resolved config into it. An ``output_dir`` that is a file (or lies
+    under one), or that cannot be created, is a :class:`~seqnlp.config.ConfigError` naming it."""
+    out = check_output_dir(cfg.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    except OSError as e:
+        raise ConfigError(f"output_dir {out} cannot be written: {e.strerror or e}") from None
     return out
 
 
@@ -101,5 +117,5 @@ def one_line(text: str) -> str:
     return " ".join(str(text).splitlines())
 
 
-__all__ = ["command_line", "git_commit", "machine", "one_line", "prepare_run", "record_result", "run_dir",
-           "write_json"]
+__all__ = ["check_output_dir", "command_line", "git_commit", "machine", "one_line", "prepare_run", "record_result",
+           "run_dir", "write_json"]

@@ -3,12 +3,14 @@ SEQNLP_DATA (or the default data root) exists -- smoke loads of the real dataset
 
 import gzip
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from seqnlp.config import ConfigError
 from seqnlp.data.errors import DataError
-from seqnlp.data.loading import DataSpec, data_root, load_splits
+from seqnlp.data.loading import DataSpec, check_data_config, data_root, load_splits
 
 TOY = Path(__file__).parent / "toy"
 
@@ -250,14 +252,99 @@ def test_carve_skips_existing_splits_and_rejects_impossible_requests(root, load)
 
 
 def test_data_spec_validates_itself():
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(ConfigError, match="format must be one of auto | csv"):  # a config problem: exit 2
         DataSpec("x", format="xml")
     with pytest.raises(ValueError, match="columns keys"):
         DataSpec("x", columns={"sentence": "text"})
     with pytest.raises(ValueError, match="carve"):
         DataSpec("x", carve={"validation": 1.5})
+    with pytest.raises(ConfigError, match=r"carve\['validation'\] must be a fraction in \(0, 1\) or a whole number"):
+        DataSpec("x", carve={"validation": -0.1})
     with pytest.raises(ValueError, match="src_lang"):
         DataSpec("x", format="parallel")
+    with pytest.raises(ConfigError, match="tag_field must be one of upos | xpos, got 'lemma'"):
+        DataSpec("x", tag_field="lemma")
+
+
+@dataclass
+class _Data:  # the fields a task's data block has (each task's DataConfig has some of them)
+    format: str = "auto"
+    tag_field: str = "upos"
+    carve: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(format="xml"), "data.format must be one of auto | csv | tsv"),
+    (dict(tag_field="lemma"), "data.tag_field must be one of upos | xpos, got 'lemma'"),
+    (dict(carve={"validation": -0.1}), "data.carve.validation must be a fraction in (0, 1) or a whole number"),
+    (dict(carve={"test": 1.5}), "data.carve.test must be"),
+    (dict(carve={"test": True}), "data.carve.test must be"),
+    (dict(columns={"sentence": "text"}), "data.columns: the keys are our field names"),
+])
+def test_check_data_config_names_the_key_and_the_allowed_values(bad, message):
+    check_data_config(_Data())  # the defaults are fine
+    check_data_config(_Data(carve={"validation": 0.1, "test": 200, "seed": 3}))
+    with pytest.raises(ConfigError) as e:
+        check_data_config(_Data(**bad))
+    assert message in str(e.value)
+
+
+# ------------------------------------------------------------------------- directories and saved datasets
+def test_a_split_path_that_is_a_directory_is_named(root, load):
+    write(root / "c" / "sub" / "a.conllu", "1\tHi\t_\tINTJ\t_\t_\t_\t_\t_\t_\n\n")
+    (root / "c" / "train.conllu").mkdir()
+    with pytest.raises(DataError, match=r"c/sub: split 'train': 'sub' is a directory, not a data file"):
+        load(DataSpec("c", format="conllu", splits={"train": "sub"}))
+    with pytest.raises(DataError, match=r"c/train\.conllu: split 'train': 'train\.conllu' is a directory"):
+        load(DataSpec("c", format="conllu", splits={"train": "train.conllu"}))
+    with pytest.raises(DataError, match=r"the directory holds \['sub/', 'train\.conllu/'\]"):  # by name: dirs marked
+        load(DataSpec("c", format="conllu"))
+    assert load(DataSpec("c", format="conllu", splits={"train": "sub/*.conllu"}))["train"] == [
+        {"tokens": ["Hi"], "tags": ["INTJ"]}]
+    (root / "m" / "train.de").mkdir(parents=True)
+    write(root / "m" / "train.en", "a\n")
+    with pytest.raises(DataError, match=r"m/train\.de: split 'train': is a directory, not a de file"):
+        load(DataSpec("m", format="parallel", src_lang="de", tgt_lang="en", splits={"train": "train"}))
+    with pytest.raises(DataError, match=r"holds \['train\.de/', 'train\.en'\]"):
+        load(DataSpec("m", format="parallel", src_lang="de", tgt_lang="en"))
+    with pytest.raises(DataError, match="matches only directories"):
+        load(DataSpec(str(root / "c" / "*.conllu")))
+
+
+def _saved(path: Path):
+    import datasets
+
+    labels = datasets.ClassLabel(names=["negative", "positive"])
+    features = datasets.Features({"sentence": datasets.Value("string"), "label": labels})
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"sentence": [f"film {i}" for i in range(10)],
+                                             "label": [i % 2 for i in range(10)]}, features=features),
+        "validation": datasets.Dataset.from_dict({"sentence": ["bad", "good"], "label": [0, 1]}, features=features),
+    })
+    dd.save_to_disk(str(path))
+    return dd
+
+
+def test_a_dataset_saved_with_save_to_disk_is_loaded_from_disk(root, load):
+    dd = _saved(root / "saved")
+    splits = load(DataSpec("saved"))  # under $SEQNLP_DATA, like any local dataset
+    assert {k: len(v) for k, v in splits.items()} == {"train": 10, "validation": 2}
+    assert splits["validation"] == [{"text": "bad", "label": "negative"}, {"text": "good", "label": "positive"}]
+    chosen = load(DataSpec(str(root / "saved"), splits={"train": "train[:6]", "test": "train[-2:]",
+                                                        "validation": "validation+train[6:8]"}))
+    assert {k: len(v) for k, v in chosen.items()} == {"train": 6, "validation": 4, "test": 2}
+    assert chosen["test"][-1]["text"] == "film 9"
+    carved = load(DataSpec("saved", splits={"train": "train"}, carve={"validation": 0.2}))
+    assert {k: len(v) for k, v in carved.items()} == {"train": 8, "validation": 2}
+    dd["train"].save_to_disk(str(root / "one"))  # a single Dataset: the train split
+    assert [e["text"] for e in load(DataSpec("one"))["train"]] == [f"film {i}" for i in range(10)]
+    with pytest.raises(DataError, match=r"saved: split 'test': the saved dataset has no split 'tset' \(it has "
+                                        r"\['train', 'validation'\]"):
+        load(DataSpec("saved", splits={"test": "tset"}))
+    (root / "saved" / "train" / "state.json").unlink()  # a broken copy
+    with pytest.raises(DataError, match=r"saved: could not read the dataset saved with save_to_disk"):
+        load(DataSpec("saved"))
 
 
 # ------------------------------------------------------------------------------------------- the Hub

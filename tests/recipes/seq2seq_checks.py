@@ -31,10 +31,16 @@ def as_format_1(v2: dict, renamed: dict[str, str] | None = None, **top) -> tuple
     model = v2["model"]
     run = {(renamed or {}).get(k, k): v for k, v in v2["config"].items()}
     run.update(model={k: model[k] for k in old["config"]["model"]}, record=False)
-    v1 = {"task": v2["task"], "config": {k: run[k] for k in old["config"]},
+    v1 = {"task": v2["task"], "config": restrict(run, old["config"]),
           "model_args": {k: model[k] for k in old["model_args"]}, **top}
     assert layout(v1) == layout(old)  # exactly the old layout
     return v1, set(run) - set(old["config"])
+
+
+def restrict(d: dict, like: dict) -> dict:
+    """``d`` with only the keys ``like`` has, recursively (options added since, like ``train.restart``, dropped)."""
+    return {k: restrict(d[k], like[k]) if isinstance(like[k], dict) and k not in ("splits", "columns")
+            and isinstance(d.get(k), dict) else d[k] for k in like}
 
 
 def rewrite(ckpt: Path, dest: Path, v1: dict) -> Path:

@@ -4,6 +4,7 @@ precision policy, and context building and truncation."""
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,8 @@ def test_smoke_run_writes_metrics_for_every_decoding(smoke_run):
     assert set(result["samples"][0]) == {"context", "reference", "greedy", "beam", "sample"}
     assert (smoke_run / "samples.test.md").read_text().count("- reference: ") == 3
     stored = json.loads(next((smoke_run / "checkpoints").glob("step_*/config.json")).read_text())
-    assert set(stored) == {"format_version", "task", "model", "data", "config"} and stored["format_version"] == 2
+    assert set(stored) == {"format_version", "task", "model", "data", "config", "files"}
+    assert stored["format_version"] == 2
     assert stored["task"] == "dialogue" and stored["model"]["src_vocab"] == stored["model"]["tgt_vocab"] == 500
     assert stored["model"]["packed"] is False and stored["model"]["share_src_tgt_embeddings"] is True
 
@@ -150,6 +152,28 @@ def test_clear_errors_instead_of_tracebacks(smoke_run, tmp_path, capsys):
     assert "compare must list" in capsys.readouterr().err
     assert main(["--mode", "chat", "--model", str(tmp_path / "nothing")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_blank_stdin_contexts_give_empty_replies(smoke_run, monkeypatch, capsys):
+    """Empty contexts (a blank line, white space, turn marks only) get empty replies through ``seqnlp predict``."""
+    data = b"Hi , how are you ?\n\n   \n__eou__ __eou__\nWhat time is it ? __eou__\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert cli.main(["predict", "--model", str(smoke_run), *GREEDY]) == 0
+    out = capsys.readouterr().out.split("\n")
+    assert len(out) == 6 and out[5] == ""  # one line per input line
+    assert out[1] == out[2] == out[3] == "" and out[0] and out[4]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert cli.main(["predict", "--model", str(smoke_run), "--format", "jsonl", *GREEDY]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["reply"], r["nbest"]) for r in rows[1:4]] == [("", [])] * 3
+
+
+def test_predict_input_types(smoke_run):
+    bot = seqnlp.load(smoke_run, overrides=GREEDY)
+    assert len(bot.predict("Hi , how are you ? __eou__ Fine .")) == 1  # a bare string is one input (one context)
+    for bad in (None, 3, 2.5, ["Hi", None]):
+        with pytest.raises(TypeError, match=r"inputs\[1\]"):
+            bot.predict(["Hello !", bad])
 
 
 def test_format_1_checkpoint_loads_and_predicts_the_same(smoke_run, tmp_path):

@@ -55,7 +55,8 @@ def test_smoke_trains_and_writes_metrics(smoke_run):
 
 def test_checkpoint_config_is_format_2_with_one_model_block(smoke_run):
     stored = stored_config(smoke_run)
-    assert set(stored) == {"format_version", "task", "model", "data", "config"} and stored["format_version"] == 2
+    assert set(stored) == {"format_version", "task", "model", "data", "config", "files"}
+    assert stored["format_version"] == 2
     model = stored["model"]
     assert model["num_tags"] == len(stored["data"]["tags"]) == 17 and model["num_words"] > model["num_chars"] > 0
     assert model["trainable_words"] == model["num_words"] and model["fixed_vectors"] is False
@@ -114,9 +115,10 @@ def test_predict_keeps_conllu_tokenisation_and_skips_multiword_and_empty_nodes(s
     out = tmp_path / "out.conllu"
     assert cli(["predict", "--model", str(smoke_run), "--input", str(TOY), "--output", str(out),
                 "--format", "conllu"]) == 0
-    forms = [[t["form"] for t in s] for s in conllu.parse(out.read_text(encoding="utf-8"))]
-    assert forms[0] == ["Do", "n't", "stop", "."]  # the 1-2 "Don't" line is not a word to tag
-    assert "likes" not in forms[1][5:]  # empty node 5.1 skipped
+    words = [[t["form"] for t in s if isinstance(t["id"], int)] for s in conllu.parse(out.read_text(encoding="utf-8"))]
+    assert words[0] == ["Do", "n't", "stop", "."]  # the 1-2 "Don't" line is kept, but is not a word to tag
+    assert "likes" not in words[1][5:]  # empty node 5.1 kept, not tagged
+    assert _without_column(out.read_text(encoding="utf-8"), 3) == _without_column(TOY.read_text(encoding="utf-8"), 3)
 
 
 def test_load_predict_and_evaluate(smoke_run, capsys):
@@ -217,6 +219,153 @@ def test_toy_conllu_with_multiword_tokens_and_empty_nodes_trains(tmp_path):
     write_conllu_results(sink, ["Sue likes tea .", ""], tagger.predict(["Sue likes tea .", ""]), tagger)
     tagged = conllu.parse(sink.getvalue())
     assert len(tagged) == 1 and all(t["upos"] == "_" and t["xpos"] != "_" for t in tagged[0])  # the model's tag field
+
+
+# ------------------------------------------------------------------- predict on CoNLL-U: the file kept as it was
+ROUND_TRIP = (  # comments, a comment-only block, a multiword token, an empty node, filled columns, 2 blank lines
+    "# newdoc id = doc-1\n"
+    "# global.columns = ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC\n"
+    "\n"
+    "# sent_id = weird-7\n"
+    "# text = Don't   stop.\n"
+    "1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\tSpaceAfter=No\n"
+    "1\tDo\tdo\tAUX\tVBP\tMood=Ind|Tense=Pres\t3\taux\t3:aux\t_\n"
+    "2\tn't\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t3:advmod\t_\n"
+    "3\tstop\tstop\t_\t_\tVerbForm=Inf\t0\troot\t0:root\tSpaceAfter=No\n"
+    "4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t3:punct\tGloss=dot|Foo=bar\n"
+    "\n"
+    "\n"
+    "# sent_id = 2b\n"
+    "# text = Sue likes tea and Tom coffee\n"
+    "1\tSue\tSue\tPROPN\tNNP\tNumber=Sing\t2\tnsubj\t2:nsubj\t_\n"
+    "2\tlikes\tlike\tVERB\tVBZ\tNumber=Sing|Person=3\t0\troot\t0:root\t_\n"
+    "3\ttea\ttea\tNOUN\tNN\tNumber=Sing\t2\tobj\t2:obj\t_\n"
+    "4\tand\tand\tCCONJ\tCC\t_\t5\tcc\t5.1:cc\t_\n"
+    "5\tTom\tTom\tPROPN\tNNP\tNumber=Sing\t2\tconj\t5.1:nsubj\t_\n"
+    "5.1\tlikes\tlike\tVERB\tVBZ\t_\t_\t_\t2:conj\tCopyOf=2\n"
+    "6\tcoffee\tcoffee\tNOUN\tNN\tNumber=Sing\t2\tconj\t5.1:obj\tSpaceAfter=No\n"
+    "\n"
+)
+ROUND_TRIP_WORDS = [["Do", "n't", "stop", "."], ["Sue", "likes", "tea", "and", "Tom", "coffee"]]
+COLUMN = {"upos": 3, "xpos": 4}
+
+
+def _is_word_line(cols: list[str]) -> bool:
+    return len(cols) == 10 and cols[0].lstrip("\ufeff").isdigit()
+
+
+def _without_column(text: str, col: int) -> str:
+    """``text`` with column ``col`` of every word line (integer ID) blanked out; every other byte as it is."""
+    out = []
+    for line in text.split("\n"):
+        cols = line.rstrip("\r").split("\t")
+        if _is_word_line(cols):
+            line = "\t".join(cols[:col] + ["<tag>"] + cols[col + 1:]) + ("\r" if line.endswith("\r") else "")
+        out.append(line)
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory):
+    """Tiny taggers trained on the toy CoNLL-U file: ``{"upos": run, "xpos": run}`` (the model's tag_field)."""
+    base = tmp_path_factory.mktemp("pos_toy")
+    root = toy_dataset(base / "toy", TOY.read_text())
+    runs = {}
+    for field, extra in (("upos", []), ("xpos", ["model.crf=false", "model.encoder=window"])):
+        runs[field] = base / f"run_{field}"
+        assert main([f"data.name={root}", f"output_dir={runs[field]}", f"data.tag_field={field}", *extra, *TINY]) == 0
+    return runs
+
+
+@pytest.mark.parametrize("tag_field", ["upos", "xpos"])
+def test_predict_conllu_round_trip_fills_only_the_predicted_column(toy_runs, tmp_path, tag_field):
+    run, col = toy_runs[tag_field], COLUMN[tag_field]
+    src, out = tmp_path / "in.conllu", tmp_path / "out.conllu"
+    src.write_bytes(ROUND_TRIP.encode("utf-8"))
+    assert cli(["predict", "--model", str(run), "--input", str(src), "--output", str(out), "--format", "conllu"]) == 0
+    got = out.read_bytes().decode("utf-8")
+    in_lines, out_lines = ROUND_TRIP.split("\n"), got.split("\n")
+    assert len(out_lines) == len(in_lines)  # same lines, same order, blank lines and comments included
+    tagset = set(stored_config(run)["data"]["tags"])
+    predicted = []
+    for a, b in zip(in_lines, out_lines):
+        ca, cb = a.split("\t"), b.split("\t")
+        if _is_word_line(ca):  # every field but the predicted one as in the input
+            assert len(cb) == 10 and ca[:col] + ca[col + 1:] == cb[:col] + cb[col + 1:], (a, b)
+            assert cb[col] in tagset
+            predicted.append(cb[col])
+        else:  # comments, multiword tokens, empty nodes, blank lines: byte for byte
+            assert a == b
+    assert len(predicted) == 10
+    assert _without_column(got, col) == _without_column(ROUND_TRIP, col)  # the file otherwise equals the input
+    api = [t for r in seqnlp.load(run).predict(ROUND_TRIP_WORDS) for t in r["tags"]]
+    assert predicted == api  # the tags are the model's, in word order
+    parsed = [s for s in conllu.parse(got) if len(s)]  # (the comment-only block parses as a sentence without words)
+    assert [s.metadata["sent_id"] for s in parsed] == ["weird-7", "2b"]
+    assert parsed[0].metadata["text"] == "Don't   stop."
+
+
+def test_predict_conllu_keeps_crlf_bom_gzip_and_a_missing_final_newline(toy_runs, tmp_path):
+    import gzip
+
+    text = "\ufeff" + ROUND_TRIP.replace("\n", "\r\n").rstrip("\r\n") + "\r\n\r\n# trailing comment only"
+    src, out = tmp_path / "in.conllu.gz", tmp_path / "out.conllu"
+    src.write_bytes(gzip.compress(text.encode("utf-8")))
+    assert cli(["predict", "--model", str(toy_runs["upos"]), "--input", str(src), "--output", str(out),
+                "--format", "conllu"]) == 0
+    got = out.read_bytes().decode("utf-8")
+    assert got.startswith("\ufeff# newdoc") and got.endswith("\r\n\r\n# trailing comment only")
+    assert got.count("\r\n") == text.count("\r\n") and got.count("\n") == text.count("\n")
+    assert _without_column(got, 3) == _without_column(text, 3) and got != text  # the UPOS column is the model's
+
+
+def test_predict_conllu_input_as_text_or_jsonl_gives_one_result_per_sentence(toy_runs, tmp_path):
+    run = toy_runs["upos"]
+    src, out = tmp_path / "in.conllu", tmp_path / "out.jsonl"
+    src.write_bytes(ROUND_TRIP.encode("utf-8"))
+    assert cli(["predict", "--model", str(run), "--input", str(src), "--output", str(out), "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["input"] for r in records] == ROUND_TRIP_WORDS == [r["tokens"] for r in records]
+    assert [len(r["tags"]) for r in records] == [4, 6]
+    text = tmp_path / "out.txt"
+    assert cli(["predict", "--model", str(run), "--input", str(src), "--output", str(text)]) == 0
+    lines = text.read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 3 and lines[2] == ""  # one line per sentence
+    assert [[w.rsplit("/", 1)[0] for w in line.split()] for line in lines[:2]] == ROUND_TRIP_WORDS
+    plain = tmp_path / "plain.txt"  # text input with --format conllu: fresh CoNLL-U as before
+    plain.write_text("Sue likes tea .\n\nDo n't stop\n")
+    fresh = tmp_path / "fresh.conllu"
+    assert cli(["predict", "--model", str(run), "--input", str(plain), "--output", str(fresh),
+                "--format", "conllu"]) == 0
+    parsed = conllu.parse(fresh.read_text(encoding="utf-8"))
+    assert [s.metadata["sent_id"] for s in parsed] == ["1", "2"]
+    assert [[t["form"] for t in s] for s in parsed] == [["Sue", "likes", "tea", "."], ["Do", "n't", "stop"]]
+
+
+def test_conllu_document_reads_and_writes_back_byte_for_byte(tmp_path):
+    from seqnlp.data.conllu_io import read_document
+    from seqnlp.data.errors import DataError
+
+    src = tmp_path / "x.conllu"
+    src.write_bytes(ROUND_TRIP.encode("utf-8"))
+    doc = read_document(src)
+    assert doc == ROUND_TRIP_WORDS and doc.text() == ROUND_TRIP
+    sink = io.StringIO()
+    write_conllu_results(sink, doc, [{"tokens": list(s), "tags": ["X"] * len(s)} for s in doc])
+    written = sink.getvalue()
+    assert written.count("\tX\t") == 10 and _without_column(written, 3) == _without_column(ROUND_TRIP, 3)
+    bad = tmp_path / "bad.conllu"
+    bad.write_text(ROUND_TRIP.replace("3\ttea\ttea\tNOUN", "3\ttea\ttea"))
+    with pytest.raises(DataError, match=r"bad\.conllu:17: expected 10 tab-separated columns, found 9"):
+        read_document(bad)
+
+
+def test_predict_input_types(toy_runs):
+    tagger = seqnlp.load(toy_runs["upos"])
+    assert len(tagger.predict("Sue likes tea .")) == 1  # a bare string is one input
+    for bad in (None, 3, 2.5):
+        with pytest.raises(TypeError, match=r"inputs\[1\]"):
+            tagger.predict(["Sue likes tea .", bad])
 
 
 def test_bad_model_options_are_config_errors(tmp_path, capsys):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import seqnlp
 import seqnlp.cli
@@ -119,6 +120,49 @@ def test_predict_one_result_per_input_in_order(smoke_run):
     assert pred.predict([]) == []
     with pytest.raises(TypeError, match=r"\[1\]"):
         pred.predict(["fine", 3])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny classifier trained for two steps on toy rows (no real data): the smoke config's max_len=40,
+    keep_head=10."""
+    tmp = tmp_path_factory.mktemp("sentiment_tiny")
+    rows = [("a wonderful , moving film", "1"), ("flat and tedious", "0")] * 10
+    _tsv(tmp / "toy" / "train.tsv", rows)
+    _tsv(tmp / "toy" / "dev.tsv", rows[:4])
+    config = _smoke_with_data(tmp, name=str(tmp / "toy"), carve={"validation": 4}, train_limit=0, eval_limit=0)
+    out = tmp / "run"
+    assert main(["--config", config, f"output_dir={out}", "pretrain.enabled=false", "train.max_steps=2"]) == 0
+    return out
+
+
+def test_predict_says_once_that_a_long_text_was_truncated(tiny_run, tmp_path, capsys):
+    long_text = "a wonderful , moving film " * 8000  # 208,000 characters, 40,000 tokens
+    assert len(long_text) > 200_000
+    src = tmp_path / "in.txt"
+    src.write_text(f"flat and tedious\n{long_text}\n\n{long_text}\n")
+    capsys.readouterr()
+    assert seqnlp.cli.main(["predict", "--model", str(tiny_run), "--input", str(src)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.split("\n")
+    assert len(lines) == 5 and lines[1] in ("negative", "positive") and lines[2] == ""
+    assert captured.err.count("note: ") == 1  # one note per predict call, not one per text
+    assert "note: 2 of 4 inputs were longer than data.max_len=40 tokens and were truncated" in captured.err
+    pred = seqnlp.load(tiny_run)
+    capsys.readouterr()
+    assert pred.predict(["a wonderful film", "flat"])[0]["label"] is not None
+    assert capsys.readouterr().err == "" and pred.last_truncated == 0  # nothing truncated: nothing said
+    assert pred.predict(long_text)[0]["label"] in ("negative", "positive")
+    assert capsys.readouterr().err.count("note: 1 of 1 inputs were longer than data.max_len=40") == 1
+    assert pred.last_truncated == 1
+
+
+def test_predict_input_types(tiny_run):
+    pred = seqnlp.load(tiny_run)
+    assert len(pred.predict("a wonderful film")) == 1  # a bare string is one input
+    for bad in (None, 3, 2.5):
+        with pytest.raises(TypeError, match=r"inputs\[1\]"):
+            pred.predict(["a wonderful film", bad])
 
 
 def test_evaluate_mode(smoke_run, capsys):
@@ -540,7 +584,7 @@ def test_distillation_from_a_trained_model(smoke_run, tmp_path, capsys):
     assert sum(r["event"] == "distill_teacher" for r in log) == 2
     (done,) = [r for r in log if r["event"] == "distill"]
     assert 0.5 < done["agreement"] <= 1.0 and done["unread"] == 0
-    saved = torch.load(out / "teacher_probs.pt")
+    saved = load_file(out / "teacher_probs.safetensors")  # data only: tensors and a JSON key
     assert saved["probs"].shape == (4000, 2)  # train_limit
     torch.testing.assert_close(saved["probs"].sum(-1), torch.ones(4000))
     # each teacher's probabilities are softened to softmax(log p / T), then averaged
@@ -588,7 +632,7 @@ def test_distillation_transfer_set(smoke_run, tmp_path):
     assert done["unlabelled"] == 5  # "Bad?" and "No." are too short
     (transfer,) = [r for r in log if r["event"] == "distill_transfer"]
     assert transfer["texts"] == 5
-    assert torch.load(out / "teacher_probs.pt")["probs"].shape == (4000 + 5, 2)
+    assert load_file(out / "teacher_probs.safetensors")["probs"].shape == (4000 + 5, 2)
 
 
 def test_split_sentences():
@@ -663,7 +707,7 @@ def args_vocab(ckpt: Path) -> int:
 
 def test_checkpoint_config_holds_each_value_once(smoke_run):
     stored = json.loads((seqnlp.train.checkpoint.resolve(smoke_run) / "config.json").read_text())
-    assert set(stored) == {"format_version", "task", "model", "data", "config"}
+    assert set(stored) == {"format_version", "task", "model", "data", "config", "files"}
     assert "model" not in stored["config"] and "record" not in stored["config"]
     assert set(stored["model"]) == set(V1_USER_MODEL) | set(V1_MODEL_ARGS)
     assert stored["data"] == {"labels": ["negative", "positive"], "preprocess": {"max_len": 40, "keep_head": 10},

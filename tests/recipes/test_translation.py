@@ -57,7 +57,8 @@ def test_smoke_run_writes_metrics_hypotheses_and_heatmap(smoke_run):
     result = json.loads((smoke_run / "result.json").read_text())
     assert result["metrics"]["bleu"] == metrics["bleu"] and "commit" in result
     stored = json.loads(next((smoke_run / "checkpoints").glob("step_*/config.json")).read_text())
-    assert set(stored) == {"format_version", "task", "model", "data", "config"} and stored["format_version"] == 2
+    assert set(stored) == {"format_version", "task", "model", "data", "config", "files"}
+    assert stored["format_version"] == 2
     assert stored["task"] == "translation" and stored["model"]["src_vocab"] == 600 and "model" not in stored["config"]
     assert "record" not in stored["config"] and stored["config"]["infer_precision"] == "fp32"
 
@@ -129,6 +130,29 @@ def test_predict_from_stdin(smoke_run, monkeypatch, capsys):
     assert cli.main(["predict", "--model", str(smoke_run), "--format", "jsonl"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["input"] for r in rows] == ["Ein Hund.", ""] and rows[1]["translation"] == ""
+
+
+def test_blank_stdin_lines_give_empty_output_lines(smoke_run, monkeypatch, capsys):
+    """``printf 'Ein Hund rennt.\\n\\nZwei Männer.\\n' | seqnlp predict --model RUN``: the blank line (and a line of
+    white space) gives an empty line, not a made-up translation."""
+    data = "Ein Hund rennt.\n\n   \nZwei Männer.\n".encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert cli.main(["predict", "--model", str(smoke_run)]) == 0
+    out = capsys.readouterr().out.split("\n")
+    assert len(out) == 5 and out[4] == ""  # one line per input line
+    assert out[1] == out[2] == "" and out[0] and out[3]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert cli.main(["predict", "--model", str(smoke_run), "--format", "jsonl"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["translation"], r["nbest"]) for r in rows[1:3]] == [("", []), ("", [])]
+
+
+def test_predict_input_types(smoke_run):
+    translator = seqnlp.load(smoke_run)
+    assert len(translator.predict("Ein Hund rennt.")) == 1  # a bare string is one input
+    for bad in (None, 3, 2.5):
+        with pytest.raises(TypeError, match=r"inputs\[1\]"):
+            translator.predict(["Ein Hund rennt.", bad])
 
 
 def test_format_1_checkpoint_loads_and_predicts_the_same(smoke_run, tmp_path):

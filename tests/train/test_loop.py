@@ -10,7 +10,7 @@ import torch
 from toy import collate, make_model, make_trainer, toy_data
 
 from seqnlp.train import checkpoint as ck
-from seqnlp.train.loop import TrainingError
+from seqnlp.train.loop import TrainingError, TrainingInterrupted
 
 
 def train_losses(trainer):
@@ -77,8 +77,9 @@ def test_sigint_saves_and_exits_cleanly(tmp_path, capsys):
         return out
 
     t._train_step = step_then_interrupt
-    summary = t.fit()
-    assert summary["reason"] == "interrupted" and summary["steps"] == 3
+    with pytest.raises(TrainingInterrupted):  # the recipe then exits 130 and writes no final metrics
+        t.fit()
+    assert t.step == 3
     assert (tmp_path / "checkpoints" / "latest").resolve().name == "step_00000003"
     assert "resume" in capsys.readouterr().err
 
@@ -117,7 +118,9 @@ class _Payload:
         return (os.system, (f"touch {self.path}",))
 
 
-def test_malicious_train_state_is_refused(tmp_path):
+def test_malicious_train_state_is_refused(tmp_path, monkeypatch):
+    # whatever the environment says: torch honours an explicit weights_only=True over this variable
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     t = make_trainer(tmp_path, toy_data(40), epochs=1)
     t.fit()
     latest = (tmp_path / "checkpoints" / "latest").resolve()
