@@ -25,8 +25,7 @@ import tempfile
 from pathlib import Path
 
 from .config import ConfigError
-from .data.errors import DataError
-from .exit_codes import EXIT_CODES, EXIT_DATA, EXIT_OK, EXIT_USAGE
+from .exit_codes import EXIT_CODES, guarded
 from .train import checkpoint as ck
 
 # owner/name, optionally @revision (a branch, tag or commit; may contain "/", e.g. refs/pr/1)
@@ -288,26 +287,19 @@ def parser() -> argparse.ArgumentParser:
 
 def push_main(argv: list[str] | None = None) -> int:
     """``seqnlp push``; returns the exit status (see :data:`~seqnlp.exit_codes.EXIT_CODES`)."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as e:  # --help (0) or a usage error (2)
-        return int(e.code or 0)
-    try:
-        out = push(args.model, args.repo_id, private=args.private, revision=args.revision,
-                   local_dir=args.local_dir, token=args.token, license=args.license, datasets=args.dataset,
-                   commit_message=args.message)
-    except (DataError, ck.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DATA
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    return guarded(_push_main, argv)
+
+
+def _push_main(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    out = push(args.model, args.repo_id, private=args.private, revision=args.revision,
+               local_dir=args.local_dir, token=args.token, license=args.license, datasets=args.dataset,
+               commit_message=args.message)
     if args.local_dir:
         print(f"wrote {out} (not uploaded): {', '.join(sorted(p.name for p in Path(out).iterdir()))}",
               file=sys.stderr)
     else:
         print(f"pushed {args.model} to https://huggingface.co/{args.repo_id}: {out}", file=sys.stderr)
-    return EXIT_OK
 
 
 __all__ = ["cache_dir", "layout", "local_path", "offline", "parse_hub_id", "push", "push_main"]

@@ -25,7 +25,7 @@ from typing import Any
 from .config import ConfigError
 from .data.errors import DataError
 from .data.readers import open_text
-from .exit_codes import EXIT_CODES, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MODES
+from .exit_codes import EXIT_CODES, EXIT_DATA, EXIT_OK, EXIT_USAGE, MODES, guarded
 from .hub import local_path
 from .tasks import TASKS, Mode, get_task
 from .train import checkpoint as ck
@@ -276,32 +276,23 @@ def _stored(argv: list[str]) -> ck.Stored | None:
 
 def main(mode: str, argv: list[str], prog: str | None = None, task: str | None = None) -> int:
     """Run ``mode`` on ``argv``; returns the exit status (see :data:`EXIT_CODES`); errors are one line on stderr."""
-    try:
-        stored = _stored(argv)
-        api = get_task(stored.task).api if stored is not None and stored.task in TASKS else None
-        args = parser(mode, api, prog).parse_args(argv)
-        pred = load(args.model, args.device, args.overrides, precision=args.precision, threads=args.threads,
-                    stored=stored, task=task)
-        if mode in MODES:
-            {"evaluate": evaluate, "predict": predict, "ensemble": ensemble, "chat": chat}[mode](pred, args)
-        else:
-            modes = getattr(api, "EXTRA_MODES", {})
-            if mode not in modes:
-                raise ConfigError(f"no command {mode!r} for a {task_of(pred)} model (its commands: "
-                                  f"{', '.join([*MODES, *modes])})")
-            modes[mode].run(pred, args)
-        return EXIT_OK
-    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
-        return int(e.code or 0)
-    except (DataError, ck.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DATA
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return guarded(_main, mode, argv, prog, task)
+
+
+def _main(mode: str, argv: list[str], prog: str | None, task: str | None) -> None:
+    stored = _stored(argv)
+    api = get_task(stored.task).api if stored is not None and stored.task in TASKS else None
+    args = parser(mode, api, prog).parse_args(argv)
+    pred = load(args.model, args.device, args.overrides, precision=args.precision, threads=args.threads,
+                stored=stored, task=task)
+    if mode in MODES:
+        {"evaluate": evaluate, "predict": predict, "ensemble": ensemble, "chat": chat}[mode](pred, args)
+        return
+    modes = getattr(api, "EXTRA_MODES", {})
+    if mode not in modes:
+        raise ConfigError(f"no command {mode!r} for a {task_of(pred)} model (its commands: "
+                          f"{', '.join([*MODES, *modes])})")
+    modes[mode].run(pred, args)
 
 
 __all__ = ["EXIT_CODES", "EXIT_DATA", "EXIT_OK", "EXIT_USAGE", "MODES", "chat", "ensemble", "evaluate", "load",

@@ -21,13 +21,11 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..config import ConfigError, load_config, read_yaml_layers
-from ..data.errors import DataError
-from ..exit_codes import EXIT_CODES, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MODES
+from ..exit_codes import EXIT_CODES, MODES, guarded
 from ..runner import main as runner_main
 from ..tasks import get_task
-from ..train.checkpoint import CheckpointError
 from ..train.device import seed_everything, set_threads
-from ..train.lock import RunLock, RunLocked
+from ..train.lock import RunLock
 from ..train.rundir import check_output_dir
 
 
@@ -63,58 +61,54 @@ def recipe_main(argv: list[str] | None, *, task: str, schema: type, description:
     p.add_argument("--record", default="", help="also copy the run's result record (result.json) to this path, "
                    f"e.g. results/{task}/NAME.json")
     p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.lr=1e-3 model.hidden_size=512")
+    return guarded(_run, p, argv, task, schema, train)
+
+
+def _run(p: argparse.ArgumentParser, argv: list[str], task: str, schema: type, train: Callable) -> int | None:
     pre = argparse.ArgumentParser(add_help=False)  # only what decides between training and a runner command
     pre.add_argument("--mode", default="train")
     pre.add_argument("--config")
     first, passed = pre.parse_known_args(argv)
+    if first.mode != "train":  # everything else goes to the runner as given, in order
+        if "--model" not in passed and not any(a.startswith("--model=") for a in passed):
+            overrides = [o for o in passed if "=" in o and not o.startswith("-")]
+            passed = ["--model", load_config(schema, first.config, overrides).output_dir, *passed]
+        return runner_main(first.mode, passed, prog=f"recipes/{task}.py --mode {first.mode}", task=task)
+    known, rest = p.parse_known_args(argv)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    other = read_yaml_layers(known.config).get("task") if known.config else None
+    cfg = load_config(schema, known.config, known.overrides) if other in (None, task) else None
+    if cfg is None or cfg.task != task:
+        other = other if cfg is None else cfg.task
+        raise ConfigError(f"{known.config} is a config for task {other!r}, not {task!r}: run it with "
+                          f"`seqnlp train --config {known.config}` (or recipes/{other}.py)")
+    if known.print_config:
+        print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        return None
+    set_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed)  # before any data or model randomness, for every task
+    note = time_note(cfg)
+    if note:
+        print(f"{task}: {note}", file=sys.stderr)
+    check_output_dir(cfg.output_dir)  # a file there: say so before the lock makes the directory
+    check = getattr(get_task(task).api, "check_config", None)
+    if check is not None:  # bad enumerated values: before any directory, lock or data
+        check(cfg)
+    if cfg.train.restart:
+        fresh_start(Path(cfg.output_dir))
     try:
-        if first.mode != "train":  # everything else goes to the runner as given, in order
-            if "--model" not in passed and not any(a.startswith("--model=") for a in passed):
-                overrides = [o for o in passed if "=" in o and not o.startswith("-")]
-                passed = ["--model", load_config(schema, first.config, overrides).output_dir, *passed]
-            return runner_main(first.mode, passed, prog=f"recipes/{task}.py --mode {first.mode}", task=task)
-        known, rest = p.parse_known_args(argv)
-        if rest:
-            p.error(f"unrecognized arguments: {' '.join(rest)}")
-        other = read_yaml_layers(known.config).get("task") if known.config else None
-        cfg = load_config(schema, known.config, known.overrides) if other in (None, task) else None
-        if cfg is None or cfg.task != task:
-            other = other if cfg is None else cfg.task
-            raise ConfigError(f"{known.config} is a config for task {other!r}, not {task!r}: run it with "
-                              f"`seqnlp train --config {known.config}` (or recipes/{other}.py)")
-        if known.print_config:
-            print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-            return EXIT_OK
-        set_threads(cfg.train.threads)
-        seed_everything(cfg.train.seed)  # before any data or model randomness, for every task
-        note = time_note(cfg)
-        if note:
-            print(f"{task}: {note}", file=sys.stderr)
-        check_output_dir(cfg.output_dir)  # a file there: say so before the lock makes the directory
-        check = getattr(get_task(task).api, "check_config", None)
-        if check is not None:  # bad enumerated values: before any directory, lock or data
-            check(cfg)
-        if cfg.train.restart:
-            fresh_start(Path(cfg.output_dir))
         with RunLock(cfg.output_dir):
             train(cfg, known.config)
-        if known.record:
-            dest = Path(known.record)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(cfg.output_dir) / "result.json", dest)
-            print(f"recorded {dest}", file=sys.stderr)
-        return EXIT_OK
-    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
-        return int(e.code or 0)
-    except (DataError, CheckpointError, RunLocked) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DATA
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:  # the trainer saved a checkpoint and said how to resume; no final metrics
-        print("interrupted: no final metrics written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # the trainer saved a checkpoint and said how to resume
+        print("no final metrics written (the run did not finish)", file=sys.stderr)
+        raise
+    if known.record:
+        dest = Path(known.record)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(cfg.output_dir) / "result.json", dest)
+        print(f"recorded {dest}", file=sys.stderr)
+    return None
 
 
 def fresh_start(out: Path) -> None:
