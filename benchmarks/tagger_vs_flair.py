@@ -148,7 +148,9 @@ def side_ours(minutes: float, minutes_b32: float, vectors: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ Flair
-def side_flair(minutes: float) -> dict:
+def side_flair(minutes: float, save: str | None = None) -> dict:
+    """Flair trained for ``minutes`` (then saved to ``save`` when given: benchmarks/inference.py reloads it in a
+    prediction-only process), and its prediction of the test split."""
     import flair
     import torch
     from flair.data import Corpus, Dictionary, Sentence
@@ -214,6 +216,8 @@ def side_flair(minutes: float) -> dict:
                     break
 
     tagger.eval()
+    if save:
+        tagger.save(save)
     gold = [[t.get_label("upos").value for t in s] for s in test]
     t0 = time.perf_counter()
     tagger.predict(test, mini_batch_size=64, label_name="predicted")

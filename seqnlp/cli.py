@@ -32,6 +32,7 @@ commands:
   chat       talk to a trained dialogue model in the terminal
   push       share a trained model on the Hugging Face Hub (or lay out its repo folder) with a model card
   serve      serve a trained model over HTTP (JSON API, OpenNMT-py's route, a page to try it)
+  export     export a trained model as ONNX graphs for onnxruntime (--format onnx [--quantize int8])
   tasks      list the tasks
 {extra}
 Run `seqnlp COMMAND --help` for a command's options; `seqnlp train --config FILE --help` lists every key of
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         from .serve import main as serve_main
 
         return serve_main(rest)
+    if cmd == "export":
+        from .export import main as export_main
+
+        return export_main(rest)
     if cmd in MODES or cmd in extra:
         from .runner import main as run  # torch is imported from here on
 

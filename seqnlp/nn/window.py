@@ -10,11 +10,12 @@ elements. ``WindowEncoder`` applies one MLP to the window around every position 
   the current one.
 
 Positions outside the sequence, and masked (padding) positions, are read as zero vectors. The windows are
-built with ``F.pad`` and ``Tensor.unfold``: there is no Python loop over time.
+built with ``F.pad`` and one shifted slice per window offset: there is no Python loop over time.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -103,8 +104,9 @@ class WindowEncoder(nn.Module):
             padded = F.pad(x, (0, 0, self.window_left, 0))[:, : steps + self.window_left - 1]
         else:
             padded = F.pad(x, (0, 0, self.window_left, self.window_right))  # (B, T + l + r, I)
-        win = padded.unfold(1, self.window_size, 1)  # (B, T, I, window_size)
-        return win.transpose(2, 3).reshape(batch, steps, self.window_size * self.input_size)
+        # the window of n is padded[n : n + window_size]: one shifted slice per offset, side by side (the values of
+        # padded.unfold(1, window_size, 1).transpose(2, 3).reshape(...); slices also export to ONNX with a dynamic T)
+        return torch.cat([padded[:, j : j + steps] for j in range(self.window_size)], dim=-1)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Encode every position from its window.
