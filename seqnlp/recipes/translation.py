@@ -140,7 +140,7 @@ def train(cfg: Config, config_path: str | None) -> dict:
         "train_tgt_truncated": st.tgt_truncated, "checkpoint": best.name,
     })
     write_json(out / "metrics.json", metrics)
-    if cfg.attention_plot:
+    if cfg.attention_plot and cfg.model.attention != "none":
         sents = [e["source"] for e in splits["test"][: cfg.attention_plot]]
         plot_attention(translator.attention(sents), out / "attention.png")
     record_result(TASK, config_path, out, metrics, time.time() - t_start)

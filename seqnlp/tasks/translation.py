@@ -171,7 +171,12 @@ class Translator(Seq2SeqPredictor):
 
     @torch.no_grad()
     def attention(self, sentences: list[str]) -> list[tuple[list[str], list[str], torch.Tensor]]:
-        """Greedy translations with their attention: ``(source pieces, target pieces, weights (T, S))``."""
+        """Greedy translations with their attention: ``(source pieces, target pieces, weights (T, S))``.
+
+        Raises:
+            ConfigError: the model has no attention (``model.attention=none``)."""
+        if self.config.model.attention == "none":
+            raise ConfigError("this model has no attention to draw (model.attention=none)")
         greedy = replace(self.search, method="greedy", n_best=1)
         srcs, _ = encode_sources(self.src_tok, sentences, self.max_src_len)
         hyp_ids = [self.tgt_tok.encode(h) for h in self.translate(sentences, greedy)]

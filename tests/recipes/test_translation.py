@@ -272,3 +272,16 @@ def test_generate_greedy_and_sampling_shapes():
                        bos=2, eos=3, progress=False)
     assert [len(r) for r in samples] == [2, 2, 2] and all(len(h) <= 6 for r in samples for h, _ in r)
     assert isinstance(source_batch(srcs, 0), Batch)
+
+
+def test_a_model_without_attention_trains_and_says_it_has_none_to_draw(tmp_path, capsys, data_dir):
+    from seqnlp.cli import main as cli
+
+    out = tmp_path / "noatt"
+    assert cli(["train", "--config", str(CONFIG), f"output_dir={out}", "model.attention=none",
+                "train.max_steps=2", "train.progress=false"]) == 0
+    assert (out / "metrics.json").is_file() and not (out / "attention.png").exists()
+    src = tmp_path / "s.txt"
+    src.write_text("Ein Hund rennt .\n")
+    assert cli(["attention", "--model", str(out), "--input", str(src), "--output", str(tmp_path / "a.png")]) == 2
+    assert "no attention to draw" in capsys.readouterr().err
