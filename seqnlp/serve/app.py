@@ -1,0 +1,260 @@
+"""The HTTP app: ``create_app(predictor, ...)`` -> a FastAPI app serving one trained model of any task.
+
+Routes (every error is JSON ``{"error": "<field>: <what is wrong>", "status": "error", "fields": [...]}``):
+
+``POST /predict``
+    ``{"inputs": [...], "parameters": {...}}`` -> ``{"results": [one result per input], "truncated": [i, ...]}``
+    (result shapes: :data:`seqnlp.tasks.base.RESULT_SHAPES`; parameters: :mod:`seqnlp.serve.params`).
+``GET /health``  ``{"status": "ok", "task", "batching": {...counters}}``
+``GET /info``    the task, its labels / tags / languages / conditions, parameters and defaults, limits, card
+``GET /``        a page to try the model (``static/index.html``)
+``POST /translator/translate``  (translation models) OpenNMT-py's route: ``[{"src": "...", "id": 100}]`` ->
+    ``[[{"src", "tgt", "n_best", "pred_score"}, ...]]``: one list per n-best rank, each with one entry per
+    source, as OpenNMT-py's server answers (``pred_score`` is null where the search gives no score: greedy).
+
+Status codes: 400 a body that is not JSON; 413 a body over ``--max-body-bytes`` or more than ``--max-inputs``
+inputs; 422 a well-formed body with a missing field, a wrong type, an empty input list, an unknown field or
+parameter, or a value the model cannot take (characters outside a char model's vocabulary); 500 the model
+failed (a short message; the traceback goes to the server log only). An input longer than
+``--max-input-chars`` characters is cut to that length and its index listed in ``truncated``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import Field, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..config import ConfigError
+from ..data.errors import DataError
+from .batcher import MicroBatcher
+from .models import Limits, ParameterError, PredictorPool, describe, truncate
+from .params import PARAMS, OpenNMTItem, request_model
+
+__all__ = ["ApiError", "create_app"]
+
+log = logging.getLogger("seqnlp.serve")
+
+
+class ApiError(Exception):
+    """An HTTP error answered as ``{"error": message, "status": "error", "fields": fields}``."""
+
+    def __init__(self, status: int, message: str, fields: list[str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.fields = status, message, fields or []
+
+
+def _error(status: int, message: str, fields: list[str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": "error", "fields": fields or []}, status_code=status)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+def _field(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def _messages(task: str, err: ValidationError, what: str) -> ApiError:
+    """A pydantic error as one ApiError naming every field (400 for JSON that does not parse)."""
+    msgs, fields = [], []
+    for e in err.errors(include_url=False):
+        kind, loc = e["type"], tuple(e["loc"])
+        field = _field(loc)
+        if kind == "json_invalid":
+            detail = (e.get("ctx") or {}).get("error", e["msg"])
+            return ApiError(400, f"body: not valid JSON ({detail}); expected {what}", ["body"])
+        if kind in ("model_type", "model_attributes_type", "list_type") and len(loc) <= 1:
+            field = field if loc else "body"
+            msg = f"{field}: expected {what}, got {type(e.get('input')).__name__}"
+        elif kind == "extra_forbidden" and loc[:1] == ("parameters",):
+            known = ", ".join(PARAMS[task].model_fields) or "none"
+            msg = f"{field}: unknown parameter (the {task} task takes: {known})"
+        elif kind == "extra_forbidden":
+            msg = f"{field}: unknown field (expected {what})"
+        elif kind == "missing":
+            msg = f"{field}: missing (expected {what})"
+        elif kind == "too_short" and loc == ("inputs",):
+            msg = "inputs: empty list; give at least one input"
+        elif kind == "too_short":
+            msg = f"{field}: empty list; give at least one item"
+        elif kind == "value_error":
+            msg = e["msg"].removeprefix("Value error, ")
+            field = msg.split(":", 1)[0] if msg.startswith(field) else field
+            msg = msg if msg.startswith(field) else f"{field}: {msg}"
+        else:
+            got = e.get("input")
+            msg = f"{field}: {e['msg']}" + (f" (got {got!r:.60})" if not isinstance(got, (dict, list)) else "")
+        msgs.append(msg)
+        fields.append(field)
+    return ApiError(422, "; ".join(msgs[:4]) + (f"; and {len(msgs) - 4} more" if len(msgs) > 4 else ""), fields)
+
+
+async def _read(request: Request, limits: Limits) -> bytes:
+    """The request body, refused with 413 once it passes ``max_body_bytes`` (it is not read to its end)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise ApiError(413, f"body: {int(declared)} bytes; at most {limits.max_body_bytes} (--max-body-bytes)",
+                       ["body"])
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise ApiError(413, f"body: over {limits.max_body_bytes} bytes (--max-body-bytes)", ["body"])
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise ApiError(400, "body: empty; expected a JSON body", ["body"])
+    return raw
+
+
+# ---------------------------------------------------------------------------------------------- the app
+def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
+               max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
+               max_param_sets: int = 4, on_ready=None) -> FastAPI:
+    """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
+
+    ``load(overrides) -> predictor`` makes the predictor of a parameter set (none: requests with
+    ``parameters`` are refused); ``model``: what ``/info`` calls the model (its path or Hub id);
+    ``on_ready()`` is called once the app has started (the command line prints the address)."""
+    limits = limits or Limits()
+    pool = PredictorPool(predictor, load, max_param_sets, limits)
+    task = pool.task
+    batcher = MicroBatcher(pool.predict, max_batch_tokens=max_batch_tokens, max_batch_size=max_batch_size,
+                           max_wait_ms=max_wait_ms, solo=pool.solo)
+    batching = {"max_batch_tokens": max_batch_tokens, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
+    Req = request_model(task)
+    what = '{"inputs": [...], "parameters": {...}}'
+    Onmt = TypeAdapter(Annotated[list[OpenNMTItem], Field(min_length=1)])
+    onmt_what = '[{"src": "...", "id": 100}, ...]'
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            await batcher.stop()  # in-flight requests have finished: uvicorn waits for them before this
+
+    app = FastAPI(title=f"seqnlp {task}", description=__doc__, lifespan=lifespan, docs_url="/docs",
+                  redoc_url=None)
+    app.state.pool, app.state.batcher = pool, batcher
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        return _error(e.status, e.message, e.fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        routes = "POST /predict, GET /health, GET /info, GET /" + (
+            ", POST /translator/translate" if task == "translation" else "")
+        msg = f"{request.method} {request.url.path}: {e.detail}" + (f" (routes: {routes})" if e.status_code in
+                                                                   (404, 405) else "")
+        return _error(e.status_code, msg)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        fields = [_field(tuple(x["loc"])) for x in e.errors()]
+        return _error(422, "; ".join(f"{f}: {x['msg']}" for f, x in zip(fields, e.errors())), fields)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, e: Exception):  # anything not caught below: short, no traceback
+        log.error("error serving %s %s", request.method, request.url.path, exc_info=e)
+        return _error(500, f"internal error ({type(e).__name__}); the server log has the details")
+
+    async def run(key: tuple[str, ...], inputs: list) -> list[dict]:
+        try:
+            return await batcher.submit(key, inputs)
+        except ParameterError as e:
+            raise ApiError(422, str(e), [e.field]) from None
+        except ConfigError as e:
+            raise ApiError(422, f"parameters: {e}", ["parameters"]) from None
+        except DataError as e:
+            field = "parameters.condition" if e.field == "condition" else "inputs"
+            raise ApiError(422, f"{field}: {e}", [field]) from None
+        except Exception as e:
+            log.error("the %s model failed on a request of %d inputs", task, len(inputs), exc_info=e)
+            raise ApiError(500, f"model error ({type(e).__name__}): the model failed on this request; the server "
+                                "log has the details") from None
+
+    def check_count(n: int) -> None:
+        if n > limits.max_inputs:
+            raise ApiError(413, f"inputs: {n} inputs; at most {limits.max_inputs} per request (--max-inputs)",
+                           ["inputs"])
+
+    @app.post("/predict", summary="one result per input")
+    async def predict(request: Request):
+        raw = await _read(request, limits)
+        try:
+            req = Req.model_validate_json(raw)
+        except ValidationError as e:
+            raise _messages(task, e, what) from None
+        check_count(len(req.inputs))
+        try:
+            key = pool.key(req.parameters)
+        except ParameterError as e:
+            raise ApiError(422, str(e), [e.field]) from None
+        inputs, cut = truncate(task, req.inputs, limits.max_input_chars)
+        results = await run(key, inputs)
+        body: dict[str, Any] = {"results": results, "truncated": cut}
+        if cut:
+            body["note"] = (f"{len(cut)} input(s) longer than {limits.max_input_chars} characters were truncated "
+                            f"(--max-input-chars)")
+        return JSONResponse(body)
+
+    @app.get("/health", summary="the server is up; batching counters")
+    async def health():
+        return JSONResponse({"status": "ok", "task": task, "batching": batcher.stats.as_dict(),
+                             "param_sets_loaded": pool.cached()})
+
+    info_cache: dict = {}
+
+    @app.get("/info", summary="the task, labels or languages, parameters, limits, model card metadata")
+    async def info():
+        if not info_cache:
+            info_cache.update(describe(pool, model, batching))
+        return JSONResponse(info_cache)
+
+    @app.get("/", response_class=HTMLResponse, summary="a page to try the model")
+    async def page():
+        return HTMLResponse(resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8"))
+
+    if task == "translation":
+
+        @app.post("/translator/translate", summary="OpenNMT-py's translate route")
+        async def opennmt(request: Request):
+            raw = await _read(request, limits)
+            try:
+                items = Onmt.validate_json(raw)
+            except ValidationError as e:
+                raise _messages(task, e, onmt_what) from None
+            check_count(len(items))
+            srcs, _ = truncate(task, [it.src for it in items], limits.max_input_chars)
+            results = await run((), srcs)
+            n_best = max(1, max(len(r["nbest"]) for r in results))
+            out: list[list[dict]] = [[] for _ in range(n_best)]
+            for it, r in zip(items, results):
+                hyps = r["nbest"] or [{"text": r["translation"], "score": None}]
+                for k in range(n_best):
+                    h = hyps[k] if k < len(hyps) else {"text": "", "score": None}
+                    out[k].append({"src": it.src, "tgt": h["text"], "n_best": n_best, "pred_score": h["score"]})
+            return JSONResponse(out)
+
+        @app.get("/translator/health", summary="OpenNMT-py's health route")
+        async def opennmt_health():
+            return JSONResponse({"status": "ok"})
+
+    return app
