@@ -9,9 +9,10 @@
 set -euo pipefail
 old=$1 new=$2 prefix=$3 n=${4:-5}
 export HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1
-for task in sentiment pos_tagging translation dialogue char_generator; do
+# char_generator is left out: the pre-task-API `seqnlp predict` took no sampling options, so its start-up cannot
+# be separated from generating its default 500 characters.
+for task in sentiment pos_tagging translation dialogue; do
   input="a fine film ."; extra_old=(); extra_new=()
-  if [ "$task" = char_generator ]; then input="ROMEO:"; extra_old=(--chars=20 --seed=1); extra_new=(sample.chars=20); fi
   for tree in old new; do : > "/tmp/startup_$tree"; done
   for _ in $(seq "$n"); do
     for tree in old new; do
