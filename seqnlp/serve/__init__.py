@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 
-from ..exit_codes import EXIT_CODES, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..exit_codes import EXIT_CODES, EXIT_DATA, EXIT_OK, EXIT_USAGE
 
 __all__ = ["main", "parser"]
 
@@ -144,27 +144,24 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     from ..config import ConfigError
-    from ..data.errors import DataError
+    from ..exit_codes import guarded
     from ..runner import load
-    from ..train.checkpoint import CheckpointError
     from .models import Limits
 
-    try:
+    def start():  # errors before serving: one line and the usual exit status (exit_codes.guarded)
         _check(args)
         try:
             sock = bind(args.host, args.port)
         except OSError as e:
             raise ConfigError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
-        pred = load(args.model, args.device, args.overrides, precision=args.precision, threads=args.threads)
-    except (DataError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DATA
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        started.append((sock, load(args.model, args.device, args.overrides, precision=args.precision,
+                                   threads=args.threads)))
+
+    started: list = []
+    status = guarded(start)
+    if status:
+        return status
+    sock, pred = started[0]
 
     def load_set(extra: list[str]):  # the predictor of a parameter set: the same checkpoint, more overrides
         return load(pred.checkpoint, args.device, [*args.overrides, *extra], precision=args.precision,
