@@ -150,6 +150,14 @@ def test_encoder_states_and_decoder_steps_match(task, pair):
             index = torch.arange(len(srcs)).flip(0)
             ts, os_ = tp.model.reorder(ts, index), op.model.reorder(os_, index)
             tokens = tokens[index]
+        # beam expansion: 3 rows per sentence sharing its memory row (the decoder graph's memory_rows axis)
+        index = torch.arange(len(srcs)).repeat_interleave(3)
+        ts, os_ = tp.model.reorder(ts, index), op.model.reorder(os_, index)
+        assert os_.h.size(1) == 3 * len(srcs) and (os_.memory is None or os_.memory.size(0) == len(srcs))
+        tlp, ts = tp.model.step(tokens[index], ts)
+        olp, os_ = op.model.step(tokens[index], os_)
+        close(olp, tlp, "log-probs of a beam-expanded step")
+        close(os_.h, ts.h, "h after a beam-expanded step")
 
 
 def test_beam_search_translations_are_identical(pair):

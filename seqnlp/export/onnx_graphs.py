@@ -3,15 +3,20 @@
 Each wrapper calls the trained model's own modules (embeddings, encoders, pooling, decoder step, output
 layers), so a graph computes what eager torch computes; only what tracing cannot follow is restated here:
 
-* the tagger's character BiLSTM runs over the whole (W, L) table at once (eager torch groups words by length
-  with data-dependent Python, which a trace would freeze); the padded run gives the same final states;
+* the tagger's character encoder is a graph of its own (``chars``) that the runtime calls per group of similar
+  word lengths, as the eager encoder groups them (data-dependent Python, which a trace would freeze);
+* the BiLSTMs run packed (ONNX's bidirectional ``LSTM`` with ``sequence_lens``: one op per layer) where eager
+  torch runs them padded, direction by direction (:func:`~seqnlp.nn.padded_rnn.run_padded`, faster for
+  training on CPU); both give the same outputs at real positions and the same final states;
 * Viterbi decoding is a scripted loop (:func:`viterbi`, an ONNX ``Loop`` over time; equal to
   :meth:`seqnlp.nn.crf.LinearChainCRF.decode`, tested).
 
 Graphs per task (:func:`graphs_of`): ``sentiment`` -- ``classifier`` (src, src_lengths -> logits);
-``pos_tagging`` -- ``tagger`` (words, lengths, word_index[, chars, char_lengths] -> emissions, tags);
+``pos_tagging`` -- ``tagger`` (words, lengths, word_index[, char_feats] -> emissions, tags) and, with character
+features, ``chars`` (chars, char_lengths -> char_feats);
 ``translation`` / ``dialogue`` -- ``encoder`` (src, src_lengths -> h, c, memory, mask, keys) and ``decoder``
-(one step: tokens, h, c[, feed][, memory, mask, keys] -> log_probs, new_h, new_c[, new_feed][, attention]);
+(one step: tokens, h, c[, feed][, memory, mask, keys] -> log_probs, new_h, new_c[, new_feed][, attention]; memory,
+mask and keys may have fewer rows than h, each shared by a block of rows: a sentence's beam hypotheses);
 ``char_generator`` -- ``lm`` (tokens (B, T), state -> logits, new state; one step is T = 1) and, for a conditioned
 model, ``init`` (cond -> h). Batch, length, source, word-table and character axes are dynamic.
 
@@ -31,11 +36,11 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..data.batching import Batch
 from ..nn.decoders import DecoderState
 from ..nn.encoders import RNNEncoder
-from ..nn.padded_rnn import run_padded
 
 OPSET = 17
 
@@ -110,27 +115,61 @@ class ClassifierGraph(_Named):
 
 
 def char_features(enc, chars: Tensor, lengths: Tensor) -> Tensor:
-    """:class:`~seqnlp.nn.char_encoder.CharEncoder` over a whole (W, L) table in one padded run (the same
-    vectors as its length-grouped eager path)."""
+    """:class:`~seqnlp.nn.char_encoder.CharEncoder` over a (W, L) table in one call: the BiLSTM as one packed
+    run (ONNX's bidirectional ``LSTM`` with ``sequence_lens``; the same final states as the eager padded runs).
+    The runtime calls this graph per group of similar lengths (:func:`~seqnlp.nn.char_encoder.by_length_groups`),
+    as the eager encoder does."""
     if enc.kind != "lstm":
         return enc(chars, lengths)
-    _, h = run_padded(enc.rnn, enc.dropout(enc.embed(chars)), lengths.clamp(min=1))
-    return torch.cat([h[0], h[1]], dim=-1)
+    x = enc.dropout(enc.embed(chars))
+    lengths = lengths.clamp(min=1)
+    out, _ = enc.rnn(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
+    out, _ = pad_packed_sequence(out, batch_first=True)  # (W, L, 2H)
+    # the final states read off the outputs (the exporter fails on a packed run's h_n alone): forward at each
+    # word's last character, backward at its first
+    H = enc.rnn.hidden_size
+    last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, H)
+    return torch.cat([out[:, :, :H].gather(1, last).squeeze(1), out[:, 0, H:]], dim=-1)
+
+
+class CharsGraph(_Named):
+    names = ("chars", "char_lengths")
+
+    def __init__(self, char_encoder):
+        super().__init__()
+        self.char_encoder = char_encoder
+
+    def forward(self, *tensors):
+        return char_features(self.char_encoder, *tensors)  # (W, C)
+
+
+@contextlib.contextmanager
+def _packed(model):
+    """Every :class:`RNNEncoder` of ``model`` over a ``PackedSequence`` while exporting: one bidirectional ONNX
+    ``LSTM`` with ``sequence_lens`` instead of two runs and the reversals of
+    :func:`~seqnlp.nn.padded_rnn.run_padded` (equal outputs at real positions and final states, tested)."""
+    encoders = [m for m in model.modules() if isinstance(m, RNNEncoder)]
+    saved = [m.packed for m in encoders]
+    for m in encoders:
+        m.packed = True
+    try:
+        yield
+    finally:
+        for m, v in zip(encoders, saved):
+            m.packed = v
 
 
 class TaggerGraph(_Named):
     def __init__(self, model):
         super().__init__()
         self.model = model
-        self.names = ("words", "lengths", "word_index") + (("chars", "char_lengths") if model.char_encoder else ())
+        self.names = ("words", "lengths", "word_index") + (("char_feats",) if model.char_encoder else ())
 
     def forward(self, *tensors):
-        t = self.named(tensors)
         m = self.model
-        if m.char_encoder is not None:
-            t["char_feats"] = char_features(m.char_encoder, t.pop("chars"), t.pop("char_lengths"))
-        batch = Batch(t)
-        emissions = m(batch).float()
+        batch = Batch(self.named(tensors))
+        with _packed(m):
+            emissions = m(batch).float()
         mask = m.mask(batch)
         if m.crf is not None:
             tags = viterbi(emissions, mask, m.crf.start_transitions, m.crf.transitions, m.crf.end_transitions)
@@ -248,12 +287,19 @@ def graphs_of(task: str, predictor, batch: int = 3, steps: int = 6) -> list[Grap
         W, L = 2 * T, 5
         ex = {"words": _ids(words, B, T), "lengths": lengths, "word_index": torch.randint(0, W, (B, T), generator=g)}
         ins = {"words": ["batch", "time"], "lengths": ["batch"], "word_index": ["batch", "time"]}
-        if model.char_encoder is not None:
-            ex["chars"] = _ids(model.char_encoder.embed.num_embeddings, W, L)
-            ex["char_lengths"] = torch.randint(1, L + 1, (W,), generator=g)
-            ins.update(chars=["word_types", "chars"], char_lengths=["word_types"])
+        specs = []
+        enc = model.char_encoder
+        if enc is not None:
+            char_lengths = torch.cat([torch.tensor([L]), torch.randint(1, L + 1, (W - 1,), generator=g)])  # one full
+            chars = {"chars": _ids(enc.embed.num_embeddings, W, L), "char_lengths": char_lengths}
+            specs.append(GraphSpec("chars", CharsGraph(enc), {"chars": ["word_types", "chars"],
+                                                              "char_lengths": ["word_types"]},
+                                   {"char_feats": ["word_types", enc.output_size]}, chars))
+            with torch.no_grad():
+                ex["char_feats"] = enc(chars["chars"], chars["char_lengths"])
+            ins["char_feats"] = ["word_types", enc.output_size]
         outs = {"emissions": ["batch", "time", model.num_tags], "tags": ["batch", "time"]}
-        return [GraphSpec("tagger", TaggerGraph(model), ins, outs, ex, {"tags": "int64"})]
+        return [*specs, GraphSpec("tagger", TaggerGraph(model), ins, outs, ex, {"tags": "int64"})]
     if task in ("translation", "dialogue"):
         return _seq2seq_graphs(predictor.model, B, T, lengths)
     if task == "char_generator":
@@ -284,7 +330,8 @@ def _seq2seq_graphs(model, B: int, S: int, lengths: Tensor) -> list[GraphSpec]:
         ins["feed"] = outs["new_feed"] = ["batch", dec.output_size]
     if step.attention:
         ex.update(memory=state.memory, mask=state.mask, keys=state.keys)
-        ins.update({k: enc_out[k] for k in ("memory", "mask", "keys")})
+        # the source side may have fewer rows than the decoder (beam hypotheses share their sentence's row)
+        ins.update({k: ["memory_rows", *enc_out[k][1:]] for k in ("memory", "mask", "keys")})
         outs["attention"] = ["batch", "source"]
     return [GraphSpec("encoder", enc, {"src": ["batch", "source"], "src_lengths": ["batch"]}, enc_out, src,
                       {"mask": "bool"}),

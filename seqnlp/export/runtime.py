@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..nn.char_encoder import by_length_groups
 from ..nn.decoders import DecoderState
 from ..tasks import get_task
 from ..train import checkpoint as ck
@@ -114,13 +115,34 @@ class OrtClassifier(_OrtModule):
 
 class OrtTagger(_OrtModule):
     """:class:`~seqnlp.tasks.tagger.SequenceTagger` as :func:`~seqnlp.tasks.pos_tagging.tag_encoded` uses it:
-    no precomputed word table (each batch carries its distinct words' characters), ``predict`` -> tag ids."""
+    ``word_table_features`` runs the ``chars`` graph over the input's word table (a BiLSTM's words grouped by
+    length, as in eager torch), batches then carry those features; ``predict`` -> tag ids."""
 
-    def word_table_features(self, chars: Tensor, lengths: Tensor) -> None:
-        return None
+    def __init__(self, graphs, char_kind: str | None = None):
+        super().__init__(graphs)
+        self.char_kind = char_kind
+
+    def word_table_features(self, chars: Tensor, lengths: Tensor) -> Tensor | None:
+        if "chars" not in self.graphs:
+            return None
+        graph = self.graphs["chars"]
+
+        def encode(idx: Tensor | None, lens: Tensor) -> Tensor:
+            rows = chars if idx is None else chars[idx]
+            return graph(chars=rows[:, : int(lens.max())], char_lengths=lens)["char_feats"]
+
+        lengths = lengths.clamp(min=1)
+        if self.char_kind == "lstm":
+            return by_length_groups(lengths, encode)
+        return encode(None, lengths)
 
     def _run(self, batch) -> dict[str, Tensor]:
-        return self.graphs["tagger"](**{n: getattr(batch, n) for n in self.graphs["tagger"].inputs})
+        graph = self.graphs["tagger"]
+        feed = {n: getattr(batch, n) for n in graph.inputs if n != "char_feats"}
+        if "char_feats" in graph.inputs:  # precomputed for the whole table (inference), or this batch's words
+            feed["char_feats"] = batch.char_feats if "char_feats" in batch else \
+                self.word_table_features(batch.chars, batch.char_lengths)
+        return graph(**feed)
 
     def forward(self, batch) -> Tensor:
         return self._run(batch)["emissions"]
@@ -262,7 +284,7 @@ def load_predictor(folder: Path, stored: ck.Stored, cfg, threads: int = 0):
         from ..data.tagging import Featurizer
 
         feats = Featurizer.load(folder, stored.data["tags"], cfg.data.max_word_len, cfg.data.normalize_words)
-        return api.TaggerPredictor(OrtTagger(graphs), feats, cfg, cpu, folder)
+        return api.TaggerPredictor(OrtTagger(graphs, stored.model.get("char")), feats, cfg, cpu, folder)
     if task in ("translation", "dialogue"):
         from ..data.seq2seq import load_tokenizers
         from ..data.tokenizers import Tokenizer

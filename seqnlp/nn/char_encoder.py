@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from .dropout import Dropout
 from .padded_rnn import run_padded
 
-__all__ = ["CharEncoder", "char_table", "CHAR_KINDS"]
+__all__ = ["CharEncoder", "by_length_groups", "char_table", "CHAR_KINDS"]
 
 CHAR_KINDS = ("lstm", "cnn")
 
@@ -94,25 +94,41 @@ class CharEncoder(nn.Module):
         return y.masked_fill(~mask[:, None, :], float("-inf")).max(dim=2).values  # (W, H)
 
     def _lstm(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """BiLSTM final states (W, 2H). Words are grouped by length (``LENGTH_GROUPS``) and each group is
-        padded only to its own longest word: a batch's one 30-character URL no longer makes every word
-        cost 30 steps."""
-        group = torch.bucketize(lengths, lengths.new_tensor(self.LENGTH_GROUPS), right=True)  # (W,)
-        order = torch.argsort(group, stable=True)
-        counts = torch.bincount(group, minlength=len(self.LENGTH_GROUPS) + 1).tolist()
-        parts, start = [], 0
-        for n in counts:
-            if n:
-                idx = order[start : start + n]
-                lens = lengths[idx]
-                _, h = run_padded(self.rnn, x[idx, : int(lens.max())], lens)  # h: (2, n, H) at the last char
-                parts.append(torch.cat([h[0], h[1]], dim=-1))
-                start += n
-        out = torch.cat(parts, dim=0)  # rows in `order`
-        return out[torch.argsort(order)]  # back to the input order
+        """BiLSTM final states (W, 2H), the words grouped by length (:func:`by_length_groups`)."""
+        def encode(idx: Tensor, lens: Tensor) -> Tensor:
+            _, h = run_padded(self.rnn, x[idx, : int(lens.max())], lens)  # h: (2, n, H) at the last char
+            return torch.cat([h[0], h[1]], dim=-1)
+
+        return by_length_groups(lengths, encode, self.LENGTH_GROUPS)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, output_size={self.output_size}"
+
+
+def by_length_groups(lengths: Tensor, encode: Callable[[Tensor, Tensor], Tensor],
+                     groups: Sequence[int] = CharEncoder.LENGTH_GROUPS) -> Tensor:
+    """Encode W words group by group of similar length, each group padded only to its own longest word (a
+    batch's one 30-character URL no longer makes every word cost 30 steps).
+
+    Args:
+        lengths: (W,) characters per word (>= 1).
+        encode: ``encode(idx, lens) -> (n, D)`` for the words ``idx`` (n,) of lengths ``lens`` (n,).
+        groups: group boundaries (``CharEncoder.LENGTH_GROUPS``: lengths 1-3, 4-6, 7-10, 11-15, 16+).
+
+    Returns:
+        (W, D) in the input order. The eager encoder and the ONNX runtime (``seqnlp.export``) both run this.
+    """
+    group = torch.bucketize(lengths, lengths.new_tensor(list(groups)), right=True)  # (W,)
+    order = torch.argsort(group, stable=True)
+    counts = torch.bincount(group, minlength=len(groups) + 1).tolist()
+    parts, start = [], 0
+    for n in counts:
+        if n:
+            idx = order[start : start + n]
+            parts.append(encode(idx, lengths[idx]))
+            start += n
+    out = torch.cat(parts, dim=0)  # rows in `order`
+    return out[torch.argsort(order)]  # back to the input order
 
 
 def char_table(

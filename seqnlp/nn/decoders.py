@@ -11,7 +11,7 @@ feeding on, each step needs the previous ``h̃``, so the forward loops over ``st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -25,8 +25,13 @@ from .embeddings import Embeddings
 class DecoderState:
     """Everything one decoding step needs, batch-major except the LSTM state.
 
-    h, c: (L, B, H); feed: (B, O) previous attentional vector or None; memory (B, S, K);
-    mask (B, S); keys (B, S, A) attention keys projected once; src_id (B,) the source sentence of each row.
+    h, c: (L, B, H); feed: (B, O) previous attentional vector or None; memory (M, S, K); mask (M, S); keys
+    (M, S, A) attention keys projected once; src_id (B,) the source sentence of each row.
+
+    The source side is shared by rows that come from the same sentence: M divides B and rows ``i * B / M`` to
+    ``(i + 1) * B / M - 1`` attend to memory row i (M = B after encoding; M = B / k once beam search has
+    expanded each sentence to its k hypotheses, which then attend together). Beam search thus never copies the
+    encoder's outputs k times, nor reorders them when hypotheses move within their sentences.
     """
 
     h: Tensor
@@ -38,29 +43,26 @@ class DecoderState:
     src_id: Tensor | None = None
 
     def reorder(self, index: Tensor) -> DecoderState:
-        """Select / repeat batch rows (beam search).
+        """Select / repeat batch rows (search): row i of the result is row ``index[i]``.
 
-        The source-side tensors (memory, mask, keys) depend only on each row's source sentence: when every new
-        row comes from the same sentence as the old row in its place (beam search shuffling hypotheses within
-        their sentences, nothing dropped), they are reused instead of copied.
+        The source-side tensors follow without copies where they can: if the new rows come in runs of equal
+        length that each read one memory row (beam expansion, hypotheses reshuffled or dropped sentence by
+        sentence), each run shares that memory row; otherwise every row gets its own.
         """
-        src_id = self.src_id.index_select(0, index) if self.src_id is not None else None
-        same_sources = src_id is not None and src_id.shape == self.src_id.shape and bool(
-            torch.equal(src_id, self.src_id))
-        out = {"src_id": src_id}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "src_id":
-                continue
-            if v is None:
-                out[f.name] = None
-            elif f.name in ("h", "c"):
-                out[f.name] = v.index_select(1, index)
-            elif same_sources and f.name in ("memory", "mask", "keys"):
-                out[f.name] = v
-            else:
-                out[f.name] = v.index_select(0, index)
-        return DecoderState(**out)
+        out = {"h": self.h.index_select(1, index), "c": self.c.index_select(1, index),
+               "feed": None if self.feed is None else self.feed.index_select(0, index),
+               "src_id": None if self.src_id is None else self.src_id.index_select(0, index)}
+        if self.memory is None:
+            return DecoderState(memory=None, mask=None, keys=None, **out)
+        rows = self.memory.size(0)
+        per = self.h.size(1) // max(rows, 1)  # rows per memory row now
+        src = index // per if per > 1 else index  # the memory row each new row reads
+        runs, counts = torch.unique_consecutive(src, return_counts=True)
+        pick = runs if len(counts) and bool((counts == counts[0]).all()) else src
+        if pick.shape == (rows,) and bool(torch.equal(pick, torch.arange(rows, device=pick.device))):
+            return DecoderState(memory=self.memory, mask=self.mask, keys=self.keys, **out)
+        return DecoderState(memory=self.memory.index_select(0, pick), mask=self.mask.index_select(0, pick),
+                            keys=None if self.keys is None else self.keys.index_select(0, pick), **out)
 
 
 class LSTMDecoder(nn.Module):
@@ -110,7 +112,11 @@ class LSTMDecoder(nn.Module):
         """s (B, T, H) LSTM outputs → h̃ (B, T, O), weights (B, T, S) or None."""
         if self.attention is None:
             return torch.tanh(self.combine(s)), None
-        ctx, w = self.attention(s, state.memory, state.mask, state.keys)
+        B, T = s.shape[:2]
+        # the rows sharing a memory row (a sentence's beam hypotheses) attend as one query block: (M, B/M * T, H)
+        q = s.reshape(state.memory.size(0), -1, s.size(-1))
+        ctx, w = self.attention(q, state.memory, state.mask, state.keys)
+        ctx, w = ctx.reshape(B, T, -1), w.reshape(B, T, -1)
         return torch.tanh(self.combine(torch.cat([s, ctx], dim=-1))), w
 
     def features(self, tgt_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:

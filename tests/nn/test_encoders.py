@@ -99,3 +99,44 @@ def test_tied_embeddings_share_storage_and_loss_ignores_padding():
     assert n == 6 and torch.isfinite(loss)
     with pytest.raises(ValueError, match="cannot tie"):
         LSTMDecoder(Embeddings(30, 8), 8, 1, 16, None, False, output_size=4, vocab_size=30, tie_embeddings=True)
+
+
+def _expanded(state, index):
+    """``state.reorder(index)`` done the long way: every row gets its own copy of its sentence's memory."""
+    from seqnlp.nn.decoders import DecoderState
+
+    per = state.h.size(1) // state.memory.size(0)
+    src = index // per
+    return DecoderState(state.h[:, index], state.c[:, index], None if state.feed is None else state.feed[index],
+                        state.memory[src], state.mask[src], None if state.keys is None else state.keys[src],
+                        state.src_id[index])
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "luong_dot"])
+def test_beam_rows_share_their_sentence_memory_and_step_as_if_each_had_a_copy(attention):
+    """Beam expansion keeps one memory row per sentence (no copy, no reorder while hypotheses move within
+    their sentences); steps on the shared memory equal steps where every row has its own copy."""
+    m = build_seq2seq(20, 30, emb_size=8, hidden_size=8, attention=attention, input_feeding=True,
+                      bidirectional=attention != "luong_dot").double().eval()
+    state = m.start(_batch())  # 2 sentences, source lengths 4 and 2
+    k = 3
+    beams = m.reorder(state, torch.arange(2).repeat_interleave(k))
+    assert beams.h.size(1) == 6 and beams.memory is state.memory and beams.keys is state.keys
+    ref = _expanded(state, torch.arange(2).repeat_interleave(k))
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.tensor([2, 0, 1, 5, 5, 3]), 2),  # hypotheses reshuffled within their sentences: kept as is
+             (torch.tensor([0, 0, 1, 3]), 4),  # runs of unequal length (3 rows, 1 row): one memory row per row
+             (torch.tensor([3, 3, 3]), 1)]  # one sentence left, expanded again: one shared row
+    for index, memory_rows in cases:
+        tokens = torch.randint(4, 30, (beams.h.size(1),), generator=g)
+        lp, beams = m.step(tokens, beams)
+        lp_ref, ref = m.step(tokens, ref)
+        torch.testing.assert_close(lp, lp_ref)
+        torch.testing.assert_close(beams.h, ref.h)
+        before = beams.memory
+        beams, ref = m.reorder(beams, index), m.reorder(ref, index)
+        assert beams.memory.size(0) == memory_rows
+        assert (beams.memory is before) == (memory_rows == 2)
+    lp, _ = m.step(torch.tensor([5, 6, 7]), beams)
+    lp_ref, _ = m.step(torch.tensor([5, 6, 7]), ref)
+    torch.testing.assert_close(lp, lp_ref)
