@@ -1,6 +1,6 @@
 """Inference on 2 CPU cores: eager torch against onnxruntime (fp32 and int8) -- and Flair's and Joey NMT's.
 
-    python benchmarks/inference.py --tagger runs/pos_ud_ewt_40min --translator runs/multi30k_de_en_45min_1thread \\
+    python benchmarks/inference.py --tagger runs/pos_ud_ewt_40min --translator runs/multi30k_de_en_45min \\
         [--flair-python ../flair-venv/bin/python] [--joey-python ../joey-venv/bin/python]
     python benchmarks/inference.py --smoke          # our side only, smoke models, a few hundred sentences
 
@@ -49,7 +49,7 @@ TASKS = ("pos_tagging", "translation")
 VARIANTS = ("eager_fp32", "eager_bf16", "ort_fp32", "ort_int8")
 TARGETS = {"pos_tagging": {"speedup": 8.0, "quality_delta": 0.1}, "translation": {"speedup": 6.0, "quality_delta": 0.3}}
 DEFAULT_RUNS = {"pos_tagging": ROOT / "runs" / "pos_ud_ewt_40min",
-                "translation": ROOT / "runs" / "multi30k_de_en_45min_1thread"}
+                "translation": ROOT / "runs" / "multi30k_de_en_45min"}
 
 
 def data_root() -> Path:
@@ -185,7 +185,7 @@ def run_joey(args, work: Path) -> dict:
                              counts["source_tokens"] / counts["target_tokens"])
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}
     log = jwork / "joey_test.log"
-    wall, rss = s2j.timed([args.joey_python, "-m", "joeynmt", "test", str(cfg), "--output_path",
+    wall, rss = s2j.timed([args.joey_python, "-m", "joeynmt", "test", str(cfg), "--output-path",
                            str(jwork / "hyps")], log, env, timeout=3600)
     text = log.read_text()
     gens = [float(x) for x in re.findall(r"Generation took ([\d.]+)\[sec\]", text)]
@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tagger", type=Path, default=DEFAULT_RUNS["pos_tagging"],
                    help="trained POS tagger run (recipes/configs/pos_tagging/ud_ewt_40min.yaml)")
     p.add_argument("--translator", type=Path, default=DEFAULT_RUNS["translation"],
-                   help="trained translation run (.../translation/experiments/multi30k_de_en_45min_1thread.yaml)")
+                   help="trained translation run (recipes/configs/translation/multi30k_de_en_45min.yaml, the README's "
+                        "main job)")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: pos_tagging,translation")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated among " + ", ".join(VARIANTS) + " (eager_bf16 only where the CPU has it)")

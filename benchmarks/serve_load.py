@@ -16,7 +16,9 @@ threads). Targets: sentences/s under load >= 0.7 x offline, 0 errors, RSS growth
 
 Models: ``--translation-model`` / ``--tagger-model``, else the first trained model of that task under
 ``runs/``, else the task's smoke config trained here (seconds; said in the output). The server and the
-offline run use the same torch threads (``--threads``; 0: the run's ``train.threads``). Writes the JSON record
+offline run use the same torch threads (``--threads``; 0: the run's ``train.threads``), unless ``--workers N
+--server-threads T`` gives the server N model threads of T torch threads each (the offline run keeps
+``--threads``: the same cores either way). Writes the JSON record
 (top level: the worst over the models of ``throughput_ratio``, ``errors``, ``p99_ms``; per model under
 ``models``).
 """
@@ -89,8 +91,10 @@ class Server:
         cmd = [sys.executable, "-m", "seqnlp.cli", "serve", "--model", str(model), "--host", "127.0.0.1", "--port",
                "0", "--device", args.device, "--max-wait-ms", str(args.max_wait_ms), "--max-batch-tokens",
                str(args.max_batch_tokens), "--max-batch-size", str(args.max_batch_size), "--max-inputs", "100000"]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
+        threads = args.server_threads or args.threads
+        if threads:
+            cmd += ["--threads", str(threads)]
+        cmd += ["--workers", str(args.workers)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.port = 0
@@ -303,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tagger-model", default="")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads, server and offline (0: the run's)")
+    p.add_argument("--workers", type=int, default=1, help="the server's model threads (seqnlp serve --workers)")
+    p.add_argument("--server-threads", type=int, default=0,
+                   help="torch threads of the server alone (0: --threads); e.g. --workers 2 --server-threads 1")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-batch-tokens", type=int, default=4096)
     p.add_argument("--max-batch-size", type=int, default=256)
@@ -346,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"throughput_ratio": ">= 0.7", "errors": "0", "rss_growth": "< 0.10"},
         **{key: first[key] for key in ("throughput_ratio", "errors", "p99_ms", "rss_growth")},
         "server": {"max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens,
-                   "max_batch_size": args.max_batch_size},
+                   "max_batch_size": args.max_batch_size, "workers": args.workers,
+                   "threads": args.server_threads or args.threads or "the run's"},
         "scenarios": scenarios,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

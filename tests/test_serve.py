@@ -224,6 +224,39 @@ def test_concurrent_requests_are_batched_and_equal_offline(translation_server):
     assert after["largest_batch"] > 1
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_bound_the_batches_that_run_at_once(workers):
+    """``--workers N``: up to N predict calls at once, each request still answered with its own results."""
+    import asyncio
+    import threading
+
+    from seqnlp.serve.batcher import MicroBatcher
+
+    now, most, lock = [0], [0], threading.Lock()
+
+    def run(key, inputs):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.15)  # a slow model: later requests arrive while it runs
+        with lock:
+            now[0] -= 1
+        return [x.upper() for x in inputs]
+
+    async def main():
+        b = MicroBatcher(run, max_wait_ms=1, max_batch_size=2, workers=workers)
+        await b.start()
+        try:
+            outs = await asyncio.wait_for(asyncio.gather(*(b.submit((), [f"w{i}"]) for i in range(8))), timeout=20)
+        finally:
+            await b.stop()
+        return outs, b.stats
+
+    outs, stats = asyncio.run(main())
+    assert outs == [[f"W{i}"] for i in range(8)]
+    assert most[0] == workers and stats.batches == 4 and stats.running == 0
+
+
 BIG = b'{"inputs": ["' + b"x" * 250_000 + b'"]}'
 BAD = [  # (what, route, JSON body or raw bytes, status, the field named)
     ("malformed JSON", "/predict", b'{"inputs": ["Ein Hund"', 400, "body"),

@@ -64,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--max-batch-size", type=int, default=256, help="inputs grouped into one call (default 256)")
     b.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long the oldest waiting request waits for others to join it (default 5)")
+    b.add_argument("--workers", type=int, default=1,
+                   help="batches run at once, each in its own model thread (default 1). On a small CPU, "
+                        "--workers 2 --threads 1 keeps both cores busy while a batch decodes its longest input")
     b.add_argument("--max-param-sets", type=int, default=4,
                    help="predictors kept for distinct request parameters (default 4; 0: refuse parameters)")
     lim = p.add_argument_group("limits")
@@ -88,7 +91,7 @@ def _check(args) -> None:
     from ..config import ConfigError
 
     for name in ("max_batch_tokens", "max_batch_size", "max_input_chars", "max_inputs", "max_body_bytes",
-                 "max_chars"):
+                 "max_chars", "workers"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.max_wait_ms < 0 or args.max_param_sets < 0 or args.graceful_timeout < 0:
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(args.max_input_chars, args.max_inputs, args.max_body_bytes, args.max_chars)
     app = create_app(pred, model=args.model, load=load_set, limits=limits, max_batch_tokens=args.max_batch_tokens,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                     max_param_sets=args.max_param_sets, on_ready=ready)
+                     max_param_sets=args.max_param_sets, workers=args.workers, on_ready=ready)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, lifespan="on",
                             timeout_graceful_shutdown=args.graceful_timeout or None)
     server = uvicorn.Server(config)

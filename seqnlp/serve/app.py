@@ -122,7 +122,7 @@ async def _read(request: Request, limits: Limits) -> bytes:
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
                max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
-               max_param_sets: int = 4, on_ready=None) -> FastAPI:
+               max_param_sets: int = 4, workers: int = 1, on_ready=None) -> FastAPI:
     """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
 
     ``load(overrides) -> predictor`` makes the predictor of a parameter set (none: requests with
@@ -132,8 +132,9 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     pool = PredictorPool(predictor, load, max_param_sets, limits)
     task = pool.task
     batcher = MicroBatcher(pool.predict, max_batch_tokens=max_batch_tokens, max_batch_size=max_batch_size,
-                           max_wait_ms=max_wait_ms, solo=pool.solo)
-    batching = {"max_batch_tokens": max_batch_tokens, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
+                           max_wait_ms=max_wait_ms, solo=pool.solo, workers=workers)
+    batching = {"max_batch_tokens": max_batch_tokens, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms,
+                "workers": workers}
     Req = request_model(task)
     what = '{"inputs": [...], "parameters": {...}}'
     Onmt = TypeAdapter(Annotated[list[OpenNMTItem], Field(min_length=1)])

@@ -4,10 +4,14 @@ A request is ``(key, inputs)``: ``key`` names the parameter set it asks for (req
 requests of an equal key: one predictor per parameter set, see :mod:`seqnlp.serve.models`). One worker task
 takes the oldest waiting request and, until ``max_wait_ms`` after that request arrived, every other waiting
 request of the same key that fits the budget (``max_batch_tokens`` whitespace tokens, ``max_batch_size``
-inputs; the first request is always taken, however big). It runs ``run(key, all_inputs)`` once in the model
-thread and hands each request its slice of the results. While a batch runs, new requests wait, so under load
-the next batch starts at once with everything that came in: batches grow with the load and an idle server
-answers a lone request after at most ``max_wait_ms``.
+inputs; the first request is always taken, however big). It runs ``run(key, all_inputs)`` once in a model
+thread and hands each request its slice of the results. While every model thread is busy, new requests wait,
+so under load the next batch starts at once with everything that came in: batches grow with the load and an
+idle server answers a lone request after at most ``max_wait_ms``.
+
+With ``workers`` > 1 that many batches run at once, each in its own model thread (``seqnlp serve --workers 2
+--threads 1`` on two cores: while one batch decodes its last long sentence on few rows, the next batch already
+runs on the other core, instead of the cores idling through the tail).
 
 Keys for which ``solo(key)`` is true are never grouped with other requests: their results would depend on
 what they are batched with (sampling draws from one random generator per call; the char generator seeds the
@@ -20,6 +24,7 @@ own request. Exceptions reach the awaiting request as they are; the app maps the
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +61,7 @@ class BatchStats:
     largest_batch_inputs: int = 0
     waiting: int = 0  # requests queued now
     running: int = 0  # requests in the model now
-    model_seconds: float = 0.0  # time spent in predict
+    model_seconds: float = 0.0  # time spent in predict (summed over the model threads)
     recent: list[int] = field(default_factory=list)  # requests per call, the last 100 calls
 
     def as_dict(self) -> dict:
@@ -70,16 +75,18 @@ class BatchStats:
 class MicroBatcher:
     """Groups concurrent :meth:`submit` calls into batched ``run(key, inputs) -> results`` calls.
 
-    ``run`` is called in one worker thread (the model thread), one call at a time, and must return exactly one
-    result per input. :meth:`start` and :meth:`stop` are called from the event loop (the app's lifespan).
+    ``run`` is called in ``workers`` model threads, at most one call per thread at a time (so it must be safe to
+    call from several threads when ``workers`` > 1), and must return exactly one result per input.
+    :meth:`start` and :meth:`stop` are called from the event loop (the app's lifespan).
     """
 
     def __init__(self, run: Callable[[Hashable, list], list], *, max_batch_tokens: int = 4096,
                  max_batch_size: int = 256, max_wait_ms: float = 5.0,
-                 solo: Callable[[Hashable], bool] = lambda key: False):
-        if max_batch_tokens < 1 or max_batch_size < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch_tokens and max_batch_size must be >= 1 and max_wait_ms >= 0")
+                 solo: Callable[[Hashable], bool] = lambda key: False, workers: int = 1):
+        if max_batch_tokens < 1 or max_batch_size < 1 or max_wait_ms < 0 or workers < 1:
+            raise ValueError("max_batch_tokens, max_batch_size and workers must be >= 1 and max_wait_ms >= 0")
         self.run = run
+        self.workers = workers
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -90,18 +97,24 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None  # free model threads
+        self._inflight: set[asyncio.Task] = set()
+        self._stats_lock = threading.Lock()  # the model threads update the counters
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqnlp-model")
+        self._slots = asyncio.Semaphore(self.workers)
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="seqnlp-model")
         self._worker = asyncio.create_task(self._work(), name="seqnlp-batcher")
 
     async def stop(self) -> None:
         """Finish what is queued and running, then stop the worker and the model thread."""
         while self._pending or self.stats.running:
             await asyncio.sleep(0.01)
+        for task in list(self._inflight):
+            task.cancel()
         if self._worker is not None:
             self._worker.cancel()
             try:
@@ -177,29 +190,40 @@ class MicroBatcher:
                     await asyncio.wait_for(self._arrived.wait(), timeout=left)
                 except asyncio.TimeoutError:
                     break
+            assert self._slots is not None
+            await self._slots.acquire()  # a free model thread (requests keep arriving meanwhile: the batch grows)
             batch = self._take()
             if not batch:
+                self._slots.release()
                 continue
             self.stats.waiting = len(self._pending)
-            self.stats.running = len(batch)
-            try:
-                outcomes = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, batch)
-            except asyncio.CancelledError:  # stop(): fail what was taken (stop waits for it first)
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(RuntimeError("the server is shutting down"))
-                raise
-            except Exception as e:  # the model thread itself is gone: fail this batch, keep serving
-                outcomes = [e] * len(batch)
-            finally:
-                self.stats.running = 0
-            for r, out in zip(batch, outcomes):
-                if r.future.done():  # the client went away and its handler was cancelled
-                    continue
-                if isinstance(out, BaseException):
-                    r.future.set_exception(out)
-                else:
-                    r.future.set_result(out)
+            self.stats.running += len(batch)
+            task = asyncio.create_task(self._dispatch(batch))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _dispatch(self, batch: list[_Request]) -> None:
+        """Run one batch in a model thread and answer its requests."""
+        assert self._slots is not None
+        try:
+            outcomes = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, batch)
+        except asyncio.CancelledError:  # stop(): fail what was taken (stop waits for it first)
+            for r in batch:
+                if not r.future.done():
+                    r.future.set_exception(RuntimeError("the server is shutting down"))
+            raise
+        except Exception as e:  # the model thread itself is gone: fail this batch, keep serving
+            outcomes = [e] * len(batch)
+        finally:
+            self.stats.running -= len(batch)
+            self._slots.release()
+        for r, out in zip(batch, outcomes):
+            if r.future.done():  # the client went away and its handler was cancelled
+                continue
+            if isinstance(out, BaseException):
+                r.future.set_exception(out)
+            else:
+                r.future.set_result(out)
 
     # ------------------------------------------------------------------------------------------ model thread
     def _call(self, key: Hashable, inputs: list) -> list:
@@ -207,7 +231,8 @@ class MicroBatcher:
         try:
             results = self.run(key, inputs)
         finally:
-            self.stats.model_seconds += time.perf_counter() - t0
+            with self._stats_lock:
+                self.stats.model_seconds += time.perf_counter() - t0
         if len(results) != len(inputs):  # the task contract; a broken predictor must not misalign answers
             raise RuntimeError(f"the predictor returned {len(results)} results for {len(inputs)} inputs")
         return results
@@ -215,12 +240,13 @@ class MicroBatcher:
     def _run_batch(self, batch: list[_Request]) -> list:
         """Per request: its results, or the exception that its inputs raised."""
         s = self.stats
-        s.batches += 1
-        s.requests += len(batch)
-        s.inputs += sum(len(r.inputs) for r in batch)
-        s.largest_batch = max(s.largest_batch, len(batch))
-        s.largest_batch_inputs = max(s.largest_batch_inputs, sum(len(r.inputs) for r in batch))
-        s.recent = [*s.recent[-99:], len(batch)]
+        with self._stats_lock:
+            s.batches += 1
+            s.requests += len(batch)
+            s.inputs += sum(len(r.inputs) for r in batch)
+            s.largest_batch = max(s.largest_batch, len(batch))
+            s.largest_batch_inputs = max(s.largest_batch_inputs, sum(len(r.inputs) for r in batch))
+            s.recent = [*s.recent[-99:], len(batch)]
         inputs = [x for r in batch for x in r.inputs]
         try:
             results = self._call(batch[0].key, inputs)
