@@ -18,9 +18,12 @@ token accuracy or sacreBLEU, peak RSS, and the model's size on disk (weights or 
 The peers run in their own virtual environments (the set-ups of ``benchmarks/tagger_vs_flair.py`` and
 ``benchmarks/seq2seq_vs_joeynmt.py``, whose docstrings give the install commands): Flair's SequenceTagger is
 trained for ``--peer-minutes`` and saved, then a prediction-only process reloads it and tags the same test
-sentences (batches of 64); Joey NMT's RNN is trained for one epoch, then ``joeynmt test`` decodes test2016 with
-beam 5 (batches of 64) under ``/usr/bin/time`` (its own "Generation took" timing; peak RSS of that process).
-Peer models are reused from ``--work`` when there (``--retrain-peers`` trains them again).
+sentences (batches of 64); Joey NMT's RNN is trained for ``--joey-epochs`` (default 1), then ``joeynmt test``
+decodes test2016 with beam 5 (batches of 64) under ``/usr/bin/time`` (its own "Generation took" timing; peak RSS
+of that process). A barely trained model writes longer outputs than a trained one (more decoding steps), so
+besides sentences/s the record gives each side's output words per sentence and the speed-up per output word.
+Peer models are reused from ``--work`` when there (``--retrain-peers`` trains them again; Joey NMT's is retrained
+when ``--joey-epochs`` differs from what it was trained for).
 
 Targets (the issue): tagger prediction >= 8x Flair's sentences/s, beam-5 decoding >= 6x Joey NMT's, accuracy within
 0.1 point and BLEU within 0.3 of eager fp32, and prediction peak RSS no higher than the peer's. ``--profile DIR``
@@ -128,7 +131,8 @@ def side_ours(args) -> dict:
                    accuracy=100 * sum(p == g for p, g in pairs) / len(pairs))
     else:
         sc = bleu_chrf([r["translation"] for r in results], refs)
-        out.update(bleu=sc["bleu"], chrf=sc["chrf"], beam_size=args.beam)
+        out.update(bleu=sc["bleu"], chrf=sc["chrf"], beam_size=args.beam,
+                   output_words_per_sentence=sum(len(r["translation"].split()) for r in results) / len(results))
     out["peak_rss_gib"] = peak_rss_gib()
     return out
 
@@ -179,10 +183,14 @@ def run_joey(args, work: Path) -> dict:
     jwork = work / "joey"
     cfg = jwork / "joey.yaml"
     train = None
-    if args.retrain_peers or not (jwork / "joey_model" / "best.ckpt").exists():
+    marker = jwork / "joey_model" / "seqnlp_bench_epochs"  # what the saved model was trained for
+    trained = marker.read_text().strip() if marker.is_file() else "1"
+    if args.retrain_peers or not (jwork / "joey_model" / "best.ckpt").exists() or trained != str(args.joey_epochs):
         counts = s2j.prepare(data_root() / "translation" / "multi30k", jwork, args.joey_python)
-        train = s2j.run_joey(argparse.Namespace(joey_python=args.joey_python, threads=args.threads), jwork,
+        train = s2j.run_joey(argparse.Namespace(joey_python=args.joey_python, threads=args.threads,
+                                                joey_epochs=args.joey_epochs), jwork,
                              counts["source_tokens"] / counts["target_tokens"])
+        marker.write_text(str(args.joey_epochs))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}
     log = jwork / "joey_test.log"
     wall, rss = s2j.timed([args.joey_python, "-m", "joeynmt", "test", str(cfg), "--output-path",
@@ -191,10 +199,14 @@ def run_joey(args, work: Path) -> dict:
     gens = [float(x) for x in re.findall(r"Generation took ([\d.]+)\[sec\]", text)]
     bleus = re.findall(r"beam search\).*?bleu:\s+([\d.]+)", text)
     seconds = gens[-1] if gens else wall  # the last generation is test2016 (after dev)
+    hyps = [line.split() for line in (jwork / "hyps.test").read_text(encoding="utf-8").splitlines()]
     return {"sentences": 1000, "seconds": seconds, "sentences_per_s": 1000 / seconds,
+            "output_words_per_sentence": sum(map(len, hyps)) / max(len(hyps), 1),
             "bleu": float(bleus[-1]) if bleus else None, "peak_rss_gib": rss, "beam_size": 5,  # timed(): KiB / 2**20
             "batch": "64 sentences", "timing": "its 'Generation took'" if gens else "process wall time (no line)",
-            "train": train, "note": "one epoch of training (speed, not quality)"}
+            "train": train, "epochs": int(trained if train is None else args.joey_epochs),
+            "note": "trained for speed, not quality: a model trained less writes longer outputs, which cost more "
+                    "decoding steps (compare output_words_per_sentence)"}
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -237,6 +249,11 @@ def summarise(task: str, r: dict) -> dict:
             s["speedup_vs_eager_fp32"] = round(v["sentences_per_s"] / base["sentences_per_s"], 2)
         if peer:
             s["speedup_vs_peer"] = round(v["sentences_per_s"] / peer["sentences_per_s"], 2)
+            if v.get("output_words_per_sentence") and peer.get("output_words_per_sentence"):
+                # per output word (whitespace words): the peer's outputs may be longer or shorter than ours
+                s["speedup_vs_peer_per_output_word"] = round(
+                    v["sentences_per_s"] * v["output_words_per_sentence"]
+                    / (peer["sentences_per_s"] * peer["output_words_per_sentence"]), 2)
             s["rss_vs_peer"] = round(v["peak_rss_gib"] / peer["peak_rss_gib"], 2)
             t = TARGETS[task]
             s["meets_targets"] = bool(s["speedup_vs_peer"] >= t["speedup"] and v["peak_rss_gib"] <= peer["peak_rss_gib"]
@@ -261,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flair-python", default="../flair-venv/bin/python", help="python of Flair's venv")
     p.add_argument("--joey-python", default="../joey-venv/bin/python", help="python of Joey NMT's venv")
     p.add_argument("--peer-minutes", type=float, default=2.5, help="Flair's training window before it is saved")
+    p.add_argument("--joey-epochs", type=int, default=1,
+                   help="Joey NMT's training epochs before it decodes (1: seq2seq_vs_joeynmt's set-up; a model "
+                        "trained longer writes outputs of realistic length, which decode faster)")
     p.add_argument("--no-peers", action="store_true", help="measure our variants only")
     p.add_argument("--retrain-peers", action="store_true", help="train the peer models again even if saved")
     p.add_argument("--work", type=Path, default=Path("/tmp/seqnlp_inference_bench"),

@@ -75,7 +75,7 @@ training:
   decrease_factor: 1.0
   batch_size: 64
   batch_type: sentence
-  epochs: 1                 # 453 updates (its max_updates does not stop 2.3.0's loop)
+  epochs: {epochs}                 # 453 updates an epoch (its max_updates does not stop 2.3.0's loop)
   validation_freq: 450
   logging_freq: 50
   eval_metric: [bleu]
@@ -151,7 +151,8 @@ def timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float | N
 
 def run_joey(args, work: Path, ratio: float) -> dict:
     cfg = work / "joey.yaml"
-    cfg.write_text(JOEY_CONFIG.format(work=work))
+    epochs = getattr(args, "joey_epochs", 1)
+    cfg.write_text(JOEY_CONFIG.format(work=work, epochs=epochs))
     log = work / "joey_train.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     wall, rss = timed([args.joey_python, "-m", "joeynmt", "train", str(cfg)], log, env, timeout=3600)
@@ -168,7 +169,8 @@ def run_joey(args, work: Path, ratio: float) -> dict:
         "decode_sent_per_s": round(1000 / gens[-1], 1),  # the last generation is test2016 (after dev)
         "decode_seconds": gens[-1],
         "peak_rss_gb": round(rss, 3),
-        "updates": 453,
+        "updates": 453 * epochs,
+        "epochs": epochs,
         "wall_seconds": round(wall, 1),
         "bleu_test_short_run": float(bleus[-1]) if bleus else None,
         "config": "input feeding, fp32, 64 sentences a batch, beam 5 / alpha 1.0 / batch 64",

@@ -17,10 +17,10 @@ threads). Targets: sentences/s under load >= 0.7 x offline, 0 errors, RSS growth
 Models: ``--translation-model`` / ``--tagger-model``, else the first trained model of that task under
 ``runs/``, else the task's smoke config trained here (seconds; said in the output). The server and the
 offline run use the same torch threads (``--threads``; 0: the run's ``train.threads``), unless ``--workers N
---server-threads T`` gives the server N model threads of T torch threads each (the offline run keeps
-``--threads``: the same cores either way). Writes the JSON record
-(top level: the worst over the models of ``throughput_ratio``, ``errors``, ``p99_ms``; per model under
-``models``).
+--server-threads T`` gives the server N model processes of T torch threads each (the offline run keeps
+``--threads``: the same cores either way; RSS and CPU time are then summed over the server and its workers).
+Writes the JSON record (top level: the worst over the models of ``throughput_ratio``, ``errors``, ``p99_ms``;
+per model under ``models``).
 """
 
 from __future__ import annotations
@@ -72,17 +72,42 @@ def sentences(task: str, n: int) -> list[str]:
     return [lines[i % len(lines)] for i in range(n)]
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's model worker processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of process ``pid`` and its descendants (all their threads)."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident MB of process ``pid`` and its descendants (summed: pages they share count once per process)."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(x.split()[1]) / 1024 for x in lines if x.startswith("VmRSS:")), 0.0)
+    return total
 
 
 # ---------------------------------------------------------------------------------------------- server
@@ -307,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tagger-model", default="")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads, server and offline (0: the run's)")
-    p.add_argument("--workers", type=int, default=1, help="the server's model threads (seqnlp serve --workers)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="the server's model processes (seqnlp serve --workers; 0: a model thread in the server)")
     p.add_argument("--server-threads", type=int, default=0,
                    help="torch threads of the server alone (0: --threads); e.g. --workers 2 --server-threads 1")
     p.add_argument("--max-wait-ms", type=float, default=5.0)

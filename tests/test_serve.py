@@ -327,3 +327,32 @@ def _terminate_when_busy(s: ServeProcess) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_worker_processes_serve_like_offline_survive_a_killed_worker_and_stop(smoke_runs):
+    """``--workers 2``: the batches run in two model processes; results equal offline predictions; a worker
+    killed mid-service is replaced and the requests of its batch are answered; SIGTERM stops the workers too."""
+    import signal as sig
+
+    run = smoke_runs("translation")
+    with ServeProcess(run, "--workers", "2", "--max-wait-ms", "20") as s:
+        status, health = s.get("/health")
+        assert status == 200 and health["workers"]["processes"] == 2, health
+        pids = health["workers"]["pids"]
+        assert len(pids) == 2 and s.proc.pid not in pids
+        reqs = [{"inputs": [SENTS[i % 8], SENTS[(i + 5) % 8]]} for i in range(12)]
+        outs = concurrently([lambda r=r: s.post("/predict", r) for r in reqs])
+        for r, (status, body) in zip(reqs, outs):
+            assert status == 200 and same(body["results"], offline(run, r["inputs"])), body
+        os.kill(pids[0], sig.SIGKILL)
+        outs = concurrently([lambda r=r: s.post("/predict", r) for r in reqs[:4]])
+        assert all(status == 200 for status, _ in outs), outs  # the dead worker's batch was retried
+        assert all(same(body["results"], offline(run, r["inputs"])) for r, (_, body) in zip(reqs[:4], outs))
+        status, health = s.get("/health")
+        assert health["workers"]["restarts"] >= 1 and len(health["workers"]["pids"]) >= 1
+        new_pids = health["workers"]["pids"]
+        assert s.stop() == 0, s.output
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in new_pids):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{p}") for p in new_pids), "a worker process outlived the server"

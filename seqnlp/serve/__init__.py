@@ -64,9 +64,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--max-batch-size", type=int, default=256, help="inputs grouped into one call (default 256)")
     b.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long the oldest waiting request waits for others to join it (default 5)")
-    b.add_argument("--workers", type=int, default=1,
-                   help="batches run at once, each in its own model thread (default 1). On a small CPU, "
-                        "--workers 2 --threads 1 keeps both cores busy while a batch decodes its longest input")
+    b.add_argument("--workers", type=int, default=0,
+                   help="model worker processes, each with the model loaded, one batch at a time each (default 0: "
+                        "the model runs in a thread of the server process). On a small CPU, --workers 2 --threads 1 "
+                        "decodes two batches at once, one core each, without the web server and the model "
+                        "sharing one interpreter lock; every worker holds its own copy of the model")
     b.add_argument("--max-param-sets", type=int, default=4,
                    help="predictors kept for distinct request parameters (default 4; 0: refuse parameters)")
     lim = p.add_argument_group("limits")
@@ -91,11 +93,11 @@ def _check(args) -> None:
     from ..config import ConfigError
 
     for name in ("max_batch_tokens", "max_batch_size", "max_input_chars", "max_inputs", "max_body_bytes",
-                 "max_chars", "workers"):
+                 "max_chars"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.max_wait_ms < 0 or args.max_param_sets < 0 or args.graceful_timeout < 0:
-        raise ConfigError("--max-wait-ms, --max-param-sets and --graceful-timeout must not be negative")
+    if args.max_wait_ms < 0 or args.max_param_sets < 0 or args.graceful_timeout < 0 or args.workers < 0:
+        raise ConfigError("--max-wait-ms, --max-param-sets, --graceful-timeout and --workers must not be negative")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
 
@@ -178,9 +180,15 @@ def main(argv: list[str] | None = None) -> int:
               f"/health; SIGTERM or Ctrl-C stops)", file=sys.stderr, flush=True)
 
     limits = Limits(args.max_input_chars, args.max_inputs, args.max_body_bytes, args.max_chars)
+    workers = None
+    if args.workers:
+        from .workers import ProcessWorkers, WorkerSpec
+
+        workers = ProcessWorkers(WorkerSpec(str(pred.checkpoint), args.device, tuple(args.overrides), args.precision,
+                                            args.threads, args.max_param_sets, limits), args.workers)
     app = create_app(pred, model=args.model, load=load_set, limits=limits, max_batch_tokens=args.max_batch_tokens,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                     max_param_sets=args.max_param_sets, workers=args.workers, on_ready=ready)
+                     max_param_sets=args.max_param_sets, workers=workers, on_ready=ready)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, lifespan="on",
                             timeout_graceful_shutdown=args.graceful_timeout or None)
     server = uvicorn.Server(config)

@@ -21,6 +21,7 @@ failed (a short message; the traceback goes to the server log only). An input lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -122,19 +123,22 @@ async def _read(request: Request, limits: Limits) -> bytes:
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
                max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
-               max_param_sets: int = 4, workers: int = 1, on_ready=None) -> FastAPI:
+               max_param_sets: int = 4, workers=None, on_ready=None) -> FastAPI:
     """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
 
     ``load(overrides) -> predictor`` makes the predictor of a parameter set (none: requests with
     ``parameters`` are refused); ``model``: what ``/info`` calls the model (its path or Hub id);
-    ``on_ready()`` is called once the app has started (the command line prints the address)."""
+    ``on_ready()`` is called once the app has started (the command line prints the address); ``workers``: a
+    :class:`~seqnlp.serve.workers.ProcessWorkers` that runs the batches in model processes (started with the
+    app, stopped after it), else the model runs in a thread of this process."""
     limits = limits or Limits()
     pool = PredictorPool(predictor, load, max_param_sets, limits)
     task = pool.task
-    batcher = MicroBatcher(pool.predict, max_batch_tokens=max_batch_tokens, max_batch_size=max_batch_size,
-                           max_wait_ms=max_wait_ms, solo=pool.solo, workers=workers)
+    batcher = MicroBatcher(workers.predict if workers else pool.predict, max_batch_tokens=max_batch_tokens,
+                           max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, solo=pool.solo,
+                           workers=workers.n if workers else 1)
     batching = {"max_batch_tokens": max_batch_tokens, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms,
-                "workers": workers}
+                "worker_processes": workers.n if workers else 0}
     Req = request_model(task)
     what = '{"inputs": [...], "parameters": {...}}'
     Onmt = TypeAdapter(Annotated[list[OpenNMTItem], Field(min_length=1)])
@@ -142,6 +146,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if workers:
+            await asyncio.get_running_loop().run_in_executor(None, workers.start)  # each has loaded the model
         await batcher.start()
         if on_ready is not None:
             on_ready()
@@ -149,6 +155,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
             yield
         finally:
             await batcher.stop()  # in-flight requests have finished: uvicorn waits for them before this
+            if workers:
+                workers.stop()
 
     app = FastAPI(title=f"seqnlp {task}", description=__doc__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
@@ -218,8 +226,12 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
 
     @app.get("/health", summary="the server is up; batching counters")
     async def health():
-        return JSONResponse({"status": "ok", "task": task, "batching": batcher.stats.as_dict(),
-                             "param_sets_loaded": pool.cached()})
+        body: dict[str, Any] = {"status": "ok", "task": task, "batching": batcher.stats.as_dict()}
+        if workers:  # each worker process keeps its own parameter-set predictors
+            body["workers"] = {"processes": workers.n, "pids": workers.pids(), "restarts": workers.restarts}
+        else:
+            body["param_sets_loaded"] = pool.cached()
+        return JSONResponse(body)
 
     info_cache: dict = {}
 

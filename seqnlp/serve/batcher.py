@@ -9,9 +9,9 @@ thread and hands each request its slice of the results. While every model thread
 so under load the next batch starts at once with everything that came in: batches grow with the load and an
 idle server answers a lone request after at most ``max_wait_ms``.
 
-With ``workers`` > 1 that many batches run at once, each in its own model thread (``seqnlp serve --workers 2
---threads 1`` on two cores: while one batch decodes its last long sentence on few rows, the next batch already
-runs on the other core, instead of the cores idling through the tail).
+With ``workers`` > 1 that many batches run at once, each from its own thread (``seqnlp serve --workers N``:
+each thread hands its batch to one of N model processes, :mod:`seqnlp.serve.workers`; while one batch decodes
+its last long sentence on few rows, the next one already runs).
 
 Keys for which ``solo(key)`` is true are never grouped with other requests: their results would depend on
 what they are batched with (sampling draws from one random generator per call; the char generator seeds the
