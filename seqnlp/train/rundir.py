@@ -20,6 +20,9 @@ from ..config import ConfigError, save_config
 from . import checkpoint as ck
 
 
+_started_at_commit: dict[Path, str] = {}  # output_dir -> the commit when its run started (prepare_run)
+
+
 def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -80,6 +83,7 @@ def prepare_run(cfg) -> Path:
     """Create ``cfg.output_dir`` and write the resolved config into it. An ``output_dir`` that is a file (or lies
     under one), or that cannot be created, is a :class:`~seqnlp.config.ConfigError` naming it."""
     out = check_output_dir(cfg.output_dir)
+    _started_at_commit[out.resolve()] = git_commit()  # the code that trains, not what the tree holds at the end
     try:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
@@ -90,12 +94,13 @@ def prepare_run(cfg) -> Path:
 
 def record_result(task: str, config_path: str | None, output_dir: Path, metrics: dict, wall: float,
                   extra: dict | None = None) -> dict:
-    """``output_dir/result.json``: metrics, the exact command, commit, wall seconds, machine."""
+    """``output_dir/result.json``: metrics, the exact command, commit (at the start of the run, when
+    :func:`prepare_run` made ``output_dir``), wall seconds, machine."""
     rec = {
         "task": task,
         "config": config_path,
         "command": command_line(),
-        "commit": git_commit(),
+        "commit": _started_at_commit.get(Path(output_dir).resolve()) or git_commit(),
         "wall_seconds": round(wall, 1),
         "machine": machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
