@@ -119,7 +119,7 @@ class Server:
         threads = args.server_threads or args.threads
         if threads:
             cmd += ["--threads", str(threads)]
-        cmd += ["--workers", str(args.workers)]
+        cmd += ["--workers", str(args.workers)] + (["--keep-freed-memory"] if args.keep_freed_memory else [])
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.port = 0
@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads, server and offline (0: the run's)")
     p.add_argument("--workers", type=int, default=0,
                    help="the server's model processes (seqnlp serve --workers; 0: a model thread in the server)")
+    p.add_argument("--keep-freed-memory", action="store_true", help="seqnlp serve --keep-freed-memory (no "
+                   "malloc_trim after each batch)")
     p.add_argument("--server-threads", type=int, default=0,
                    help="torch threads of the server alone (0: --threads); e.g. --workers 2 --server-threads 1")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
@@ -380,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         **{key: first[key] for key in ("throughput_ratio", "errors", "p99_ms", "rss_growth")},
         "server": {"max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens,
                    "max_batch_size": args.max_batch_size, "workers": args.workers,
+                   "keep_freed_memory": args.keep_freed_memory,
                    "threads": args.server_threads or args.threads or "the run's"},
         "scenarios": scenarios,
     }

@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
                         "the model runs in a thread of the server process). On a small CPU, --workers 2 --threads 1 "
                         "decodes two batches at once, one core each, without the web server and the model "
                         "sharing one interpreter lock; every worker holds its own copy of the model")
+    b.add_argument("--keep-freed-memory", action="store_true",
+                   help="keep the heap's freed pages after each batch (default: glibc's malloc_trim hands them back, "
+                        "so that the resident size follows the live memory instead of the largest batches)")
     b.add_argument("--max-param-sets", type=int, default=4,
                    help="predictors kept for distinct request parameters (default 4; 0: refuse parameters)")
     lim = p.add_argument_group("limits")
@@ -185,10 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         from .workers import ProcessWorkers, WorkerSpec
 
         workers = ProcessWorkers(WorkerSpec(str(pred.checkpoint), args.device, tuple(args.overrides), args.precision,
-                                            args.threads, args.max_param_sets, limits), args.workers)
+                                            args.threads, args.max_param_sets, limits, not args.keep_freed_memory),
+                                 args.workers)
     app = create_app(pred, model=args.model, load=load_set, limits=limits, max_batch_tokens=args.max_batch_tokens,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                     max_param_sets=args.max_param_sets, workers=workers, on_ready=ready)
+                     max_param_sets=args.max_param_sets, workers=workers, trim_memory=not args.keep_freed_memory,
+                     on_ready=ready)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, lifespan="on",
                             timeout_graceful_shutdown=args.graceful_timeout or None)
     server = uvicorn.Server(config)

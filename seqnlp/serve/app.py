@@ -123,7 +123,7 @@ async def _read(request: Request, limits: Limits) -> bytes:
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
                max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
-               max_param_sets: int = 4, workers=None, on_ready=None) -> FastAPI:
+               max_param_sets: int = 4, workers=None, trim_memory: bool = True, on_ready=None) -> FastAPI:
     """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
 
     ``load(overrides) -> predictor`` makes the predictor of a parameter set (none: requests with
@@ -132,7 +132,7 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     :class:`~seqnlp.serve.workers.ProcessWorkers` that runs the batches in model processes (started with the
     app, stopped after it), else the model runs in a thread of this process."""
     limits = limits or Limits()
-    pool = PredictorPool(predictor, load, max_param_sets, limits)
+    pool = PredictorPool(predictor, load, max_param_sets, limits, trim_memory)
     task = pool.task
     batcher = MicroBatcher(workers.predict if workers else pool.predict, max_batch_tokens=max_batch_tokens,
                            max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, solo=pool.solo,

@@ -74,8 +74,9 @@ class PredictorPool:
     ...)`` in the server); it is called in the model thread, by :meth:`get`."""
 
     def __init__(self, base: Any, load: Callable[[list[str]], Any] | None = None, max_sets: int = 4,
-                 limits: Limits = Limits()):
+                 limits: Limits = Limits(), trim_memory: bool = True):
         self.base = base
+        self.trim_memory = trim_memory
         self.task: str = base.config.task
         self.load = load
         self.max_sets = max(0, max_sets)
@@ -140,7 +141,13 @@ class PredictorPool:
         return pred
 
     def predict(self, key: tuple[str, ...], inputs: list) -> list[dict]:
-        return self.get(key).predict(inputs, progress=False)
+        try:
+            return self.get(key).predict(inputs, progress=False)
+        finally:
+            if self.trim_memory:  # the heap's free pages back to the system: RSS follows the live memory
+                from ..train.device import release_freed_memory
+
+                release_freed_memory()
 
     def cached(self) -> int:
         return len(self._cache)

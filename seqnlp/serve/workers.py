@@ -11,8 +11,8 @@ A worker loads the same checkpoint (the resolved local directory: a Hub model is
 server) with the server's overrides, precision and threads, and keeps its own predictors of parameter sets
 (:class:`~seqnlp.serve.models.PredictorPool`). Workers are started with ``spawn`` (a fork of a process whose
 OpenMP threads have run can hang) and ignore SIGINT (Ctrl-C reaches the whole process group): the server stops
-them after answering the requests in flight. A worker that dies (killed, out of memory) fails the batch it was running; the pool is
-started again and the batcher retries that batch's requests one by one.
+them after answering the requests in flight. A worker that dies (killed, out of memory) fails the batch it was
+running; the pool is started again and the batcher retries that batch's requests one by one.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class WorkerSpec:
     threads: int = 0
     max_sets: int = 4
     limits: Limits = field(default_factory=Limits)
+    trim_memory: bool = True
 
 
 def _init(spec: WorkerSpec) -> None:
@@ -56,7 +57,7 @@ def _init(spec: WorkerSpec) -> None:
         return load(spec.model, spec.device, [*spec.overrides, *extra], precision=spec.precision,
                     threads=spec.threads)
 
-    _POOL = PredictorPool(load_set([]), load_set, spec.max_sets, spec.limits)
+    _POOL = PredictorPool(load_set([]), load_set, spec.max_sets, spec.limits, spec.trim_memory)
 
 
 def _predict(key: tuple[str, ...], inputs: list) -> list:

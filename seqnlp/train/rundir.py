@@ -19,7 +19,6 @@ from pathlib import Path
 from ..config import ConfigError, save_config
 from . import checkpoint as ck
 
-
 _started_at_commit: dict[Path, str] = {}  # output_dir -> the commit when its run started (prepare_run)
 
 

@@ -47,3 +47,14 @@ def test_opt_out_by_environment(monkeypatch):
     monkeypatch.setattr(device, "_malloc_kept", False)
     monkeypatch.setenv("SEQNLP_KEEP_MALLOC", "0")
     assert keep_freed_memory() is False
+
+
+def test_release_freed_memory_trims_the_heap_unless_training_keeps_it(monkeypatch):
+    import sys
+
+    from seqnlp.train import device
+
+    monkeypatch.setattr(device, "_malloc_kept", False)
+    assert device.release_freed_memory() is sys.platform.startswith("linux")  # glibc's malloc_trim ran
+    monkeypatch.setattr(device, "_malloc_kept", True)  # keep_freed_memory() applied: training keeps it on purpose
+    assert device.release_freed_memory() is False
