@@ -262,6 +262,29 @@ def summarise(task: str, r: dict) -> dict:
     return out
 
 
+def headline(result: dict) -> dict:
+    """The issue's keys: ``predict_speedup_vs_flair`` / ``decode_speedup_vs_joey`` -- the sentences/s of our fastest
+    variant whose quality is within the target's window of eager fp32, over the peer's -- with that variant named,
+    and (translation) the same per output word."""
+    out = {}
+    for task, key, name in (("pos_tagging", "predict_speedup_vs_flair", "accuracy"),
+                            ("translation", "decode_speedup_vs_joey", "bleu")):
+        r = result["tasks"].get(task)
+        if not r or "peer" not in r:
+            continue
+        ok = {v: s for v, s in r["summary"].items()
+              if abs(s.get(f"{name}_delta", 0.0)) <= TARGETS[task]["quality_delta"]}
+        if not ok:
+            continue
+        best = max(ok, key=lambda v: ok[v]["speedup_vs_peer"])
+        out[key] = ok[best]["speedup_vs_peer"]
+        out[f"{key}_variant"] = best
+        if "speedup_vs_peer_per_output_word" in ok[best]:
+            out[f"{key}_per_output_word"] = ok[best]["speedup_vs_peer_per_output_word"]
+        out[f"{task}_meets_targets"] = ok[best].get("meets_targets")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tagger", type=Path, default=DEFAULT_RUNS["pos_tagging"],
@@ -343,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             r["peer_name"] = "flair" if task == "pos_tagging" else "joeynmt"
         r["summary"] = summarise(task, r)
         result["tasks"][task] = r
+    result.update(headline(result))
     result["load_avg_after"] = os.getloadavg()
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     out = args.output or (work / "inference_smoke.json" if args.smoke else ROOT / "results" / "benchmarks" /

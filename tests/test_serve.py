@@ -257,6 +257,33 @@ def test_workers_bound_the_batches_that_run_at_once(workers):
     assert most[0] == workers and stats.batches == 4 and stats.running == 0
 
 
+def test_idle_workers_share_the_waiting_requests():
+    """Two idle workers and 8 waiting requests: the first batch takes its half, the second worker the rest
+    (not one batch of 8 while the other worker idles)."""
+    import asyncio
+
+    from seqnlp.serve.batcher import MicroBatcher
+
+    sizes = []
+
+    def run(key, inputs):
+        sizes.append(len(inputs))
+        time.sleep(0.1)
+        return list(inputs)
+
+    async def main():
+        b = MicroBatcher(run, max_wait_ms=50, workers=2)
+        await b.start()
+        try:
+            return await asyncio.wait_for(asyncio.gather(*(b.submit((), [f"w{i}"]) for i in range(8))), timeout=20)
+        finally:
+            await b.stop()
+
+    outs = asyncio.run(main())
+    assert outs == [[f"w{i}"] for i in range(8)]
+    assert sorted(sizes) == [4, 4], sizes
+
+
 BIG = b'{"inputs": ["' + b"x" * 250_000 + b'"]}'
 BAD = [  # (what, route, JSON body or raw bytes, status, the field named)
     ("malformed JSON", "/predict", b'{"inputs": ["Ein Hund"', 400, "body"),

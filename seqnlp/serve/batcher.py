@@ -100,6 +100,7 @@ class MicroBatcher:
         self._slots: asyncio.Semaphore | None = None  # free model threads
         self._inflight: set[asyncio.Task] = set()
         self._stats_lock = threading.Lock()  # the model threads update the counters
+        self._busy = 0  # batches dispatched and not finished (event loop only)
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -139,18 +140,24 @@ class MicroBatcher:
         self._arrived.set()
         return await fut
 
-    def _take(self) -> list[_Request]:
-        """The oldest request and the waiting ones of its key that fit the budget, removed from the queue."""
+    def _take(self, free: int = 1) -> list[_Request]:
+        """The oldest request and the waiting ones of its key that fit the budget, removed from the queue. With
+        ``free`` idle model workers (this one included) a batch takes at most its share of the waiting inputs of
+        its key, so that the next idle worker gets the rest instead of idling while this one runs them all."""
         self._pending = [r for r in self._pending if not r.future.done()]  # drop requests given up on
         if not self._pending:
             return []
         first = self._pending[0]
         batch, tokens, size = [first], first.tokens, len(first.inputs)
         if not self.solo(first.key):
+            limit = self.max_batch_size
+            if free > 1:
+                waiting = sum(len(r.inputs) for r in self._pending if r.key == first.key)
+                limit = min(limit, -(-waiting // free))
             for r in self._pending[1:]:
                 if r.key != first.key or self.solo(r.key):
                     continue
-                if tokens + r.tokens > self.max_batch_tokens or size + len(r.inputs) > self.max_batch_size:
+                if tokens + r.tokens > self.max_batch_tokens or size + len(r.inputs) > limit:
                     break
                 batch.append(r)
                 tokens += r.tokens
@@ -192,10 +199,11 @@ class MicroBatcher:
                     break
             assert self._slots is not None
             await self._slots.acquire()  # a free model thread (requests keep arriving meanwhile: the batch grows)
-            batch = self._take()
+            batch = self._take(free=self.workers - self._busy)
             if not batch:
                 self._slots.release()
                 continue
+            self._busy += 1
             self.stats.waiting = len(self._pending)
             self.stats.running += len(batch)
             task = asyncio.create_task(self._dispatch(batch))
@@ -216,6 +224,7 @@ class MicroBatcher:
             outcomes = [e] * len(batch)
         finally:
             self.stats.running -= len(batch)
+            self._busy -= 1
             self._slots.release()
         for r, out in zip(batch, outcomes):
             if r.future.done():  # the client went away and its handler was cancelled
