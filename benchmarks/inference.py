@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from seqnlp.export import export
     from seqnlp.train.device import cpu_supports_bf16
-    from seqnlp.train.rundir import git_commit, machine, write_json
+    from seqnlp.train.rundir import git_commit, machine, write_record
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     out = args.output or (work / "inference_smoke.json" if args.smoke else ROOT / "results" / "benchmarks" /
                           "inference.json")
-    write_json(out, result)
+    write_record(out, result)
     for task, r in result["tasks"].items():
         key = "accuracy" if task == "pos_tagging" else "bleu"
         for name, v in [*r["variants"].items(), *([("peer " + r["peer_name"], r["peer"])] if "peer" in r else [])]:

@@ -265,7 +265,7 @@ def readme(results: Path) -> str:
               "| record | command | wall time | machine |", "|---|---|---|---|"]
     for i in inputs:
         rec = json.loads((results / i).read_text())
-        command = rec["command"].replace("/work/runs/", "runs/")
+        command = rec["command"]
         lines.append(f"| {link(i, Path(i).stem)} | `{command}` | {rec['wall_seconds']:.0f} s | {rec['machine']} |")
     lines += ["", "Other records:", ""]
     for d in sorted(p for p in results.iterdir() if p.is_dir()):

@@ -267,6 +267,10 @@ def main() -> int:
     results["source_target_ratio"] = round(ratio, 4)
     add_full_run_bleu(results, args.results)
     results["command"] = " ".join(sys.argv)
+    sys.path.insert(0, str(ROOT))
+    from seqnlp.train.rundir import portable
+
+    results = portable(results, ROOT)  # paths inside the repository relative to it
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

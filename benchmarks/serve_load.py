@@ -386,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
                    "threads": args.server_threads or args.threads or "the run's"},
         "scenarios": scenarios,
     }
+    from seqnlp.train.rundir import portable
+
+    record = portable(record, ROOT)  # paths inside the repository relative to it
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     print(f"\n{record['benchmark']}\n{record['machine']}\n\n{table(runs)}\n\nwrote {args.out}")

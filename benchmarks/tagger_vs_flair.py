@@ -263,7 +263,7 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from seqnlp.train.rundir import git_commit, machine, write_json
+    from seqnlp.train.rundir import git_commit, machine, write_record
 
     flair = run_side(args.flair_python, "flair", args)
     ours = run_side(sys.executable, "ours", args)
@@ -285,7 +285,7 @@ def main() -> int:
         "ours": ours,
         "flair": flair,
     }
-    write_json(args.output, result)
+    write_record(args.output, result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("ours", "flair")}, indent=2))
     for name, r in (("ours", ours), ("flair", flair)):
         print(f"{name:6s} train {r['train']['tokens_per_s']:7.0f} tok/s {r['train']['sentences_per_s']:6.1f} sent/s"

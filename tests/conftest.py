@@ -22,13 +22,21 @@ def seed():
     return 0
 
 
+def missing_data(message: str) -> None:
+    """Skip a test whose real data is absent -- except under CI (``CI`` set), which provides the data: there a
+    missing dataset is a failure, never a silent skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI sets SEQNLP_DATA to the real datasets (.ci/run)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def real_data_root():
     """The real datasets (``SEQNLP_DATA``, else ``../shared/data``; CI sets it), resolved and exported as
-    ``SEQNLP_DATA`` for the recipes run in the tests. Skips only when the directory is absent."""
+    ``SEQNLP_DATA`` for the recipes run in the tests. Skips only when the directory is absent (fails under CI)."""
     root = Path(os.environ.get("SEQNLP_DATA", "../shared/data")).resolve()
     if not root.is_dir():
-        pytest.skip(f"real data not found at {root} (set SEQNLP_DATA)")
+        missing_data(f"real data not found at {root} (set SEQNLP_DATA)")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEQNLP_DATA", str(root))
         yield root
@@ -39,7 +47,7 @@ def data_dir(real_data_root, request) -> Path:
     """The real dataset folder a recipe test module names in ``DATA`` (``"translation/multi30k"``)."""
     path = real_data_root / request.module.DATA
     if not path.is_dir():
-        pytest.skip(f"{path} not found (set SEQNLP_DATA)")
+        missing_data(f"{path} not found (set SEQNLP_DATA)")
     return path
 
 

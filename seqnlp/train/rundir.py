@@ -59,6 +59,26 @@ def write_json(path: str | Path, data) -> Path:
     return path
 
 
+def portable(data, root: str | Path | None = None):
+    """``data`` (a record: dicts, lists, strings) with paths inside ``root`` (default: the working directory, the
+    repository when commands run from it) written relative to it, so that a record names no machine's folders."""
+    prefix = str(Path(root) if root is not None else Path.cwd()).rstrip("/") + "/"
+    if prefix == "/":
+        return data
+    if isinstance(data, str):
+        return data.replace(prefix, "")
+    if isinstance(data, dict):
+        return {k: portable(v, prefix) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [portable(v, prefix) for v in data]
+    return data
+
+
+def write_record(path: str | Path, data) -> Path:
+    """A results record: :func:`write_json` of :func:`portable` ``data``."""
+    return write_json(path, portable(data))
+
+
 def command_line() -> str:
     """The command as a user would type it again: ``python recipes/x.py ...`` or ``seqnlp train ...``."""
     argv0 = sys.argv[0]
@@ -106,6 +126,7 @@ def record_result(task: str, config_path: str | None, output_dir: Path, metrics:
         "metrics": metrics,
         **(extra or {}),
     }
+    rec = portable(rec)
     write_json(Path(output_dir) / "result.json", rec)
     return rec
 

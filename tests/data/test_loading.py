@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import missing_data
 
 from seqnlp.config import ConfigError
 from seqnlp.data.errors import DataError
@@ -398,7 +399,7 @@ def test_hub_dataset_classlabels_become_names(monkeypatch, load):
 def real_data(monkeypatch):
     path = data_root()
     if not path.is_dir():
-        pytest.skip(f"real datasets not available: {path.absolute()} does not exist (set SEQNLP_DATA)")
+        missing_data(f"real datasets not available: {path.absolute()} does not exist (set SEQNLP_DATA)")
     monkeypatch.setenv("SEQNLP_DATA", str(path.absolute()))
     return path
 
