@@ -169,13 +169,14 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def git_date(path: Path) -> str:
-    """The commit date of the last commit that touched ``path`` (for records without a "finished" time)."""
+    """The date of the commit that added ``path`` (for records without a "finished" time): when it was measured;
+    later commits may only have tidied it (paths made relative, figures filled in from other records)."""
     try:
-        out = subprocess.run(["git", "log", "-1", "--follow", "--format=%cs", "--", str(path)], cwd=ROOT,
-                             capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(["git", "log", "--diff-filter=A", "--follow", "--format=%cs", "--", str(path)],
+                             cwd=ROOT, capture_output=True, text=True, check=False).stdout.split()
     except OSError:
-        out = ""
-    return f"{out} (committed)" if out else "—"
+        out = []
+    return f"{out[-1]} (first committed)" if out else "—"
 
 
 def span(values: list[float], unit: str, each: bool) -> str:
