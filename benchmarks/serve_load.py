@@ -41,6 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from seqnlp.serve.compare import same  # noqa: E402  (results equal, floats to 1e-3)
+
 DATA = Path(os.environ.get("SEQNLP_DATA", ROOT.parent / "shared" / "data"))
 TASK_SIDE = {"translation": "de", "pos_tagging": "en"}  # which side of Multi30k test2016 each model reads
 
@@ -216,16 +218,6 @@ def pct(xs: list[float], q: float) -> float:
         return float("nan")
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, math.ceil(q / 100 * len(xs)) - 1))]
-
-
-def same(a, b) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-3)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 # ---------------------------------------------------------------------------------------------- one model

@@ -22,6 +22,7 @@ from serve_util import InProcessServer, ServeProcess, concurrently  # noqa: E402
 from seqnlp.runner import load  # noqa: E402
 from seqnlp.serve import main as serve_main  # noqa: E402
 from seqnlp.serve.app import create_app  # noqa: E402
+from seqnlp.serve.compare import same as results_equal  # noqa: E402
 from seqnlp.serve.models import truncate  # noqa: E402
 from seqnlp.serve.params import PARAMS as TASK_PARAMS  # noqa: E402
 from seqnlp.tasks import TASKS  # noqa: E402
@@ -44,15 +45,7 @@ OVERRIDES = {"translation": ["search.beam_size=2", "search.n_best=2"], "dialogue
 
 def same(got: list[dict], want: list[dict]) -> bool:
     """Equal results; floats (probabilities, scores) to 1e-4 (the server batches them with other inputs)."""
-    def eq(a, b):
-        if isinstance(a, float) or isinstance(b, float):
-            return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-4)
-        if isinstance(a, dict) and isinstance(b, dict):
-            return a.keys() == b.keys() and all(eq(a[k], b[k]) for k in a)
-        if isinstance(a, list) and isinstance(b, list):
-            return len(a) == len(b) and all(eq(x, y) for x, y in zip(a, b))
-        return a == b
-    return eq(got, want)
+    return results_equal(got, want, tol=1e-4)
 
 
 def offline(run, inputs, overrides=()):
