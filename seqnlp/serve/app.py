@@ -199,19 +199,23 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
             raise ApiError(500, f"model error ({type(e).__name__}): the model failed on this request; the server "
                                 "log has the details") from None
 
-    def check_count(n: int) -> None:
+    async def parse(request: Request, validate, expected: str, count):
+        """The request's body read within ``--max-body-bytes`` and validated (``validate(raw)``; its errors name
+        the fields, ``expected`` says what was expected), with at most ``--max-inputs`` inputs (``count(body)``)."""
+        raw = await _read(request, limits)
+        try:
+            body = validate(raw)
+        except ValidationError as e:
+            raise _messages(task, e, expected) from None
+        n = count(body)
         if n > limits.max_inputs:
             raise ApiError(413, f"inputs: {n} inputs; at most {limits.max_inputs} per request (--max-inputs)",
                            ["inputs"])
+        return body
 
     @app.post("/predict", summary="one result per input")
     async def predict(request: Request):
-        raw = await _read(request, limits)
-        try:
-            req = Req.model_validate_json(raw)
-        except ValidationError as e:
-            raise _messages(task, e, what) from None
-        check_count(len(req.inputs))
+        req = await parse(request, Req.model_validate_json, what, lambda r: len(r.inputs))
         try:
             key = pool.key(req.parameters)
         except ParameterError as e:
@@ -249,12 +253,7 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
 
         @app.post("/translator/translate", summary="OpenNMT-py's translate route")
         async def opennmt(request: Request):
-            raw = await _read(request, limits)
-            try:
-                items = Onmt.validate_json(raw)
-            except ValidationError as e:
-                raise _messages(task, e, onmt_what) from None
-            check_count(len(items))
+            items = await parse(request, Onmt.validate_json, onmt_what, len)
             srcs, _ = truncate(task, [it.src for it in items], limits.max_input_chars)
             results = await run((), srcs)
             n_best = max(1, max(len(r["nbest"]) for r in results))
