@@ -26,7 +26,8 @@ Recurrent networks for sequence tasks on text.
 
 commands:
   train      train a model from a recipe config: seqnlp train --config FILE [key.sub=value ...]
-  evaluate   score a trained model on a split (writes metrics_<split>.json in its run directory)
+  evaluate   score a trained model on a split (writes metrics_<split>.json in its run directory; for a Hub
+             model owner/name, in evaluations/owner__name/ here)
   predict    run a trained model on input lines from a file or stdin (text or jsonl output)
   ensemble   score several trained models of one task together
   chat       talk to a trained dialogue model in the terminal

@@ -9,9 +9,11 @@ EXIT_CODES = f"""exit status:
   {EXIT_USAGE}  usage or config error: a bad option, an unknown config key or a bad value
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C): training saved a checkpoint to resume from and wrote no final metrics"""
 MODES = {
-    "evaluate": "score a trained model on a split of its data (writes metrics_<split>.json in the run directory)",
+    "evaluate": "score a trained model on a split of its data (writes metrics_<split>.json in the run directory; "
+                "for a Hub model id owner/name, in evaluations/owner__name/ under the current directory)",
     "predict": "run a trained model on input lines from a file or stdin",
-    "ensemble": "score several trained models of one task together on a split",
+    "ensemble": "score several trained models of one task together on a split (writes "
+                "metrics_ensemble_<split>.json where evaluate writes metrics_<split>.json)",
     "chat": "talk to a trained dialogue model in the terminal",
 }
 

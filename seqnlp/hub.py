@@ -63,6 +63,14 @@ def offline() -> bool:
         constants.HF_HUB_OFFLINE)
 
 
+def hub_id(model: str | Path) -> tuple[str, str | None] | None:
+    """``(repo_id, revision)`` when ``model`` names a Hub model (one that :func:`local_path` downloads into the
+    Hub cache): a hub id that is not an existing local path. None for a local path, which always wins."""
+    if isinstance(model, Path) or Path(model).exists():
+        return None
+    return parse_hub_id(str(model))
+
+
 # ------------------------------------------------------------------------------------------------ loading
 def local_path(model: str | Path) -> Path:
     """The local folder of ``model``: a path that exists is used as it is (it always wins); a string that looks
@@ -72,12 +80,9 @@ def local_path(model: str | Path) -> Path:
 
     Every failure is a :class:`~seqnlp.train.checkpoint.CheckpointError` naming the id: offline and not cached
     (naming the cache folder), no such repo or revision, a gated repo, a repo that is not a seqnlp model."""
-    p = Path(model)
-    if isinstance(model, Path) or p.exists():
-        return p
-    hub = parse_hub_id(str(model))
+    hub = hub_id(model)
     if hub is None:
-        return p
+        return Path(model)
     repo_id, revision = hub
     folder = _download(repo_id, revision, [ck.CONFIG])
     data = _seqnlp_config(folder, repo_id, revision)

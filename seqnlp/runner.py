@@ -1,12 +1,15 @@
 """The one runner for trained models of every task: evaluate, predict, ensemble, chat and task modes.
 
     seqnlp evaluate --model RUN [--split test] [key.sub=value ...]     # writes RUN/metrics_<split>.json
+    seqnlp evaluate --model owner/name          # a Hub model: writes ./evaluations/owner__name/metrics_test.json
     seqnlp predict  --model RUN [--input FILE|-] [--output FILE|-] [--format text|jsonl] [key.sub=value ...]
     seqnlp ensemble --model RUN --ensemble RUN2,RUN3 [--split test] [--record PATH]
     seqnlp chat     --model RUN                                        # dialogue models
 
-``RUN`` is a run directory or a checkpoint directory. ``key.sub=value`` overrides the model's stored run config
-(``search.beam_size=10``, ``sample.temperature=0.7``, ``data.name=...`` for evaluating on other data).
+``RUN`` is a run directory, a checkpoint directory or a Hub id (``owner/name[@revision]``, :mod:`seqnlp.hub`;
+its metrics go to ``evaluations/`` under the current directory, not into the Hub cache). ``key.sub=value``
+overrides the model's stored run config (``search.beam_size=10``, ``sample.temperature=0.7``, ``data.name=...``
+for evaluating on other data).
 ``predict`` writes exactly one output per input line, in order (a blank line gives an empty result); ``text``
 is one line per result, ``jsonl`` one JSON object ``{"input": line, ...result}``.
 
@@ -26,7 +29,7 @@ from .config import ConfigError
 from .data.errors import DataError
 from .data.readers import open_text
 from .exit_codes import EXIT_CODES, EXIT_DATA, EXIT_OK, EXIT_USAGE, MODES, guarded
-from .hub import local_path
+from .hub import hub_id, local_path
 from .tasks import TASKS, Mode, get_task
 from .train import checkpoint as ck
 from .train.rundir import one_line, record_result, run_dir, write_json
@@ -135,6 +138,21 @@ def predict(predictor, args) -> list[dict]:
     return results
 
 
+EVALUATIONS = Path("evaluations")
+
+
+def output_dir(model: str | Path, checkpoint: str | Path) -> Path:
+    """Where ``evaluate`` and ``ensemble`` write their metrics for ``--model model``: its run directory; for a Hub
+    model ``evaluations/<owner>__<name>/`` (``.../<owner>__<name>@<revision>/`` for a revision, ``/`` in it as
+    ``__``) under the current directory, never the download in the Hub cache (not the user's folder, and its
+    files are links into blobs that revisions share)."""
+    hub = hub_id(model)
+    if hub is None:
+        return run_dir(checkpoint)
+    repo_id, revision = hub
+    return EVALUATIONS / (repo_id.replace("/", "__") + (f"@{revision.replace('/', '__')}" if revision else ""))
+
+
 def evaluate(predictor, args) -> dict:
     api = get_task(task_of(predictor)).api
     t0 = time.perf_counter()
@@ -142,7 +160,7 @@ def evaluate(predictor, args) -> dict:
     metrics.setdefault("split", args.split)
     metrics["eval_seconds"] = round(time.perf_counter() - t0, 2)
     metrics["checkpoint"] = str(predictor.checkpoint)
-    path = write_json(run_dir(predictor.checkpoint) / f"metrics_{args.split}.json", metrics)
+    path = write_json(output_dir(args.model, predictor.checkpoint) / f"metrics_{args.split}.json", metrics)
     summary = getattr(api, "summary", None)
     print(summary(metrics) if summary else json.dumps({k: v for k, v in metrics.items()
                                                        if isinstance(v, (int, float, str))}, indent=2))
@@ -162,7 +180,7 @@ def ensemble(predictor, args) -> dict:
                              for d in others]
     metrics = api.ensemble(members, args.split)
     metrics.update(split=args.split, members_paths=[str(args.model), *others])
-    path = write_json(run_dir(predictor.checkpoint) / f"metrics_ensemble_{args.split}.json", metrics)
+    path = write_json(output_dir(args.model, predictor.checkpoint) / f"metrics_ensemble_{args.split}.json", metrics)
     if args.record:
         record(args.record, task_of(predictor), metrics, time.time() - t0, extra={"ensemble": [args.model, *others]})
     summary = getattr(api, "summary", None)
@@ -243,7 +261,8 @@ def parser(mode: str, api: Any = None, prog: str | None = None) -> argparse.Argu
     extra: Mode | None = getattr(api, "EXTRA_MODES", {}).get(mode) if api is not None else None
     p = argparse.ArgumentParser(prog=prog or f"seqnlp {mode}", description=MODES.get(mode) or (extra and extra.help),
                                 epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a run directory or checkpoint directory")
+    p.add_argument("--model", required=True, help="a run directory, checkpoint directory or Hub id "
+                   "(owner/name[@revision])")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu; default) | cpu | cuda | cuda:1")
     p.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 | auto (default: the model's "
                    "infer_precision; bf16 where the device has it, else fp32 with a note)")

@@ -159,6 +159,29 @@ def test_the_cards_usage_snippets_work_as_written(task, smoke_runs, tmp_path, hu
     assert len(capsys.readouterr().out.splitlines()) == 1
 
 
+def test_evaluate_of_a_hub_model_writes_here_not_into_the_snapshot(smoke_runs, tmp_path, hub, monkeypatch, capsys):
+    """The Hub cache is not the user's folder (and its snapshot files are links into blobs that revisions share):
+    evaluate and ensemble of a model loaded by hub id write into ./evaluations/<owner>__<name>[@revision]/."""
+    run, snapshot, repo = smoke_runs("sentiment"), tmp_path / "snapshot", "user/sst2-smoke"
+    assert _push(run, repo, snapshot) == 0
+    hub.serve(repo, snapshot)  # what snapshot_download returns: the snapshot folder evaluate must leave alone
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    before = {p.name: p.stat().st_mtime_ns for p in snapshot.iterdir()}
+    for model, folder in ((repo, "user__sst2-smoke"), (f"{repo}@refs/pr/1", "user__sst2-smoke@refs__pr__1")):
+        capsys.readouterr()
+        assert main(["evaluate", "--model", model, "--split", "test"]) == 0
+        written = Path("evaluations") / folder / "metrics_test.json"
+        metrics = json.loads((here / written).read_text())
+        assert metrics["split"] in ("test", "validation") and 0.0 <= metrics["accuracy"] <= 1.0, metrics
+        assert f"wrote {written}" in capsys.readouterr().err  # the user is told where
+    assert main(["ensemble", "--model", repo, "--ensemble", str(run), "--split", "test"]) == 0
+    assert (here / "evaluations" / "user__sst2-smoke" / "metrics_ensemble_test.json").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in snapshot.iterdir()} == before  # nothing new, nothing rewritten
+    assert {p.name for p in here.iterdir()} == {"evaluations"}
+
+
 def test_hub_ids_and_revisions_are_parsed():
     assert parse_hub_id("user/name") == ("user/name", None)
     assert parse_hub_id("user/name@v1.0") == ("user/name", "v1.0")
