@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from seqnlp.search import (
+    BeamSearch,
     Decodable,
     batch_size_of,
     beam_search,
@@ -43,6 +44,9 @@ class MarkovModel:
 
     def reorder(self, state: Tensor, index: Tensor) -> Tensor:
         return state.index_select(0, index)
+
+    def merge(self, states: list[Tensor]) -> Tensor:
+        return torch.cat(states)
 
     def sources(self, batch_size: int, seed: int = 1, scale: float = 1.0) -> Tensor:
         g = torch.Generator().manual_seed(seed)
@@ -81,6 +85,9 @@ class GRUModel(nn.Module):
     def reorder(self, state: tuple[Tensor, Tensor], index: Tensor) -> tuple[Tensor, Tensor]:
         h, memory = state
         return h.index_select(1, index), memory.index_select(0, index)
+
+    def merge(self, states: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        return torch.cat([h for h, _ in states], 1), torch.cat([m for _, m in states], 0)
 
 
 def gru_batch(batch_size: int = 4, src_len: int = 5) -> Tensor:
@@ -250,3 +257,49 @@ def test_filter_logits_top_p_keeps_minimal_nucleus():
     out = filter_logits(batch, top_p=0.75)
     assert (~torch.isinf(out)).tolist() == [[False, True, False, True], [True, False, True, False]]
     assert not torch.isinf(logits).any()  # input untouched
+
+
+def join_at_steps(model, batch, max_len: Tensor, joins: list[int], **kwargs) -> dict:
+    """Input i joins a running BeamSearch after ``joins[i]`` steps (inputs joining at one step are added
+    together); the finished hypotheses of every input."""
+    search, out, step = BeamSearch(model, bos=BOS, eos=EOS, **kwargs), {}, 0
+    while len(out) < len(joins):
+        new = [i for i, j in enumerate(joins) if j == step]
+        if new:
+            search.add(batch[new], max_len[new], ids=new)
+        out.update(search.step())
+        step += 1
+    assert len(search) == 0 and search.rows == 0
+    return out
+
+
+@pytest.mark.parametrize("model_name", ["markov", "gru"])
+@pytest.mark.parametrize("constraints", [{}, {"min_len": 2, "no_repeat_ngram_size": 2}])
+def test_inputs_joining_a_running_beam_search_get_what_they_get_alone(model_name, constraints):
+    """Continuous batching: inputs added while others are searched (each with its own step count, length
+    bound, min_len, n-gram history and length penalty) get exactly their results searched alone."""
+    if model_name == "markov":
+        model = MarkovModel(eos_bias=0.6)
+        batch = model.sources(6, scale=2.0)
+    else:
+        model, batch = GRUModel(eos_bias=1.5), gru_batch(6)
+    max_len = torch.tensor([6, 2, 0, 4, 7, 5])
+    kwargs = dict(beam_size=3, n_best=3, length_penalty=0.6, **constraints)
+    joined = join_at_steps(model, batch, max_len, [0, 0, 1, 3, 3, 4], **kwargs)
+    for b in range(6):
+        alone = beam_search(model, batch[b : b + 1], bos=BOS, eos=EOS, max_len=int(max_len[b]), **kwargs)[0]
+        assert [t for t, _ in joined[b]] == [t for t, _ in alone], b
+        assert [s for _, s in joined[b]] == pytest.approx([s for _, s in alone], abs=1e-12)
+    assert joined[2][0][0] == []  # max_len 0
+
+
+def test_adding_to_a_running_search_needs_merge():
+    class NoMerge(MarkovModel):
+        merge = None
+
+    model = NoMerge()
+    search = BeamSearch(model, bos=BOS, eos=EOS, beam_size=2)
+    search.add(model.sources(2), 5)
+    search.step()
+    with pytest.raises(TypeError, match="merge"):
+        search.add(model.sources(1), 5)

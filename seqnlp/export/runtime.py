@@ -187,6 +187,9 @@ class OrtSeq2Seq(_OrtModule):
     def reorder(self, state: DecoderState, index: Tensor) -> DecoderState:
         return state.reorder(index)
 
+    def merge(self, states: list[DecoderState]) -> DecoderState:
+        return DecoderState.merge(states)
+
     def forward(self, batch) -> tuple[Tensor, Tensor | None]:
         state = self.start(batch)
         steps, weights = [], []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .attention import Attention
 from .dropout import Dropout
@@ -63,6 +64,40 @@ class DecoderState:
             return DecoderState(memory=self.memory, mask=self.mask, keys=self.keys, **out)
         return DecoderState(memory=self.memory.index_select(0, pick), mask=self.mask.index_select(0, pick),
                             keys=None if self.keys is None else self.keys.index_select(0, pick), **out)
+
+    @staticmethod
+    def merge(states: list[DecoderState]) -> DecoderState:
+        """One state holding the rows of ``states`` in order (beam search adding sentences while it runs).
+
+        Every state must have the same rows per memory row (k after beam expansion); source sides of different
+        lengths are padded to the longest (masked out: the attention of a row is what it was alone)."""
+        if len(states) == 1:
+            return states[0]
+        first = states[0]
+        h = torch.cat([s.h for s in states], dim=1)
+        c = torch.cat([s.c for s in states], dim=1)
+        feed = None if first.feed is None else torch.cat([s.feed for s in states], dim=0)
+        src_id, offset = [], 0
+        for s in states:
+            ids = s.src_id if s.src_id is not None else torch.arange(s.h.size(1), device=s.h.device)
+            src_id.append(ids + offset)
+            offset += int(ids.max()) + 1 if len(ids) else 0
+        out = {"h": h, "c": c, "feed": feed, "src_id": torch.cat(src_id)}
+        if first.memory is None:
+            return DecoderState(memory=None, mask=None, keys=None, **out)
+        per = {s.h.size(1) // max(s.memory.size(0), 1) for s in states if s.memory.size(0)}
+        if len(per) > 1:
+            raise ValueError(f"cannot merge states with different rows per sentence: {sorted(per)}")
+        S = max(s.memory.size(1) for s in states)
+
+        def cat(parts: list[Tensor], value: float | bool = 0) -> Tensor:
+            return torch.cat([F.pad(p, (0, 0, 0, S - p.size(1)), value=value) if p.dim() == 3 else
+                              F.pad(p, (0, S - p.size(1)), value=value) for p in parts], dim=0)
+
+        memory = cat([s.memory for s in states])
+        mask = cat([s.mask for s in states], False)
+        keys = None if first.keys is None else cat([s.keys for s in states])
+        return DecoderState(memory=memory, mask=mask, keys=keys, **out)
 
 
 class LSTMDecoder(nn.Module):

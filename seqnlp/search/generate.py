@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from ..data.batching import TokenBucketSampler
 from ..data.seq2seq import source_batch
 from ..data.tokenizers import Tokenizer
-from .methods import beam_search, greedy, max_lengths, sample
+from .beam import beam_search
+from .methods import greedy, max_lengths, sample
 
 SEARCH_METHODS = ("greedy", "beam", "sample")
 

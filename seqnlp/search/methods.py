@@ -1,4 +1,4 @@
-"""The search methods for any autoregressive model: greedy search, beam search and sampling.
+"""The search methods for any autoregressive model: greedy search and sampling here, beam search in :mod:`.beam`.
 
 Every function drives a model through the :class:`Decodable` protocol (``start``/``step``/``reorder``) and
 works on the whole batch at once. Sentences that finish are dropped from the decoder state with
@@ -27,7 +27,6 @@ from torch import Tensor
 __all__ = [
     "Decodable",
     "batch_size_of",
-    "beam_search",
     "filter_logits",
     "greedy",
     "max_lengths",
@@ -41,6 +40,9 @@ class Decodable(Protocol):
 
     ``state`` is opaque to search: any structure of tensors the model likes, with B rows in whatever
     dimension the model uses, so long as ``reorder`` can select its rows.
+
+    Optional: ``merge(states) -> state``, one state with the rows of ``states`` in order, lets
+    :class:`~seqnlp.search.beam.BeamSearch` add inputs to a running search (continuous batching).
     """
 
     def start(self, batch: Any) -> Any:
@@ -171,26 +173,6 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     return logits
 
 
-def _ngram_ban(history: Tensor, n: int, vocab_size: int) -> Tensor:
-    """Tokens that would repeat an n-gram already in each hypothesis.
-
-    Args:
-        history: shape (N, t) long, the tokens generated so far (t >= n).
-        n: n-gram size.
-        vocab_size: V.
-
-    Returns:
-        bool tensor of shape (N, V), True where emitting the token would complete a repeated n-gram.
-    """
-    t = history.size(1)
-    windows = history.unfold(1, n, 1)  # (N, t-n+1, n): every n-gram so far
-    suffix = history[:, t - n + 1 :]  # (N, n-1): the prefix of the n-gram about to be completed
-    match = (windows[:, :, :-1] == suffix.unsqueeze(1)).all(-1)  # (N, t-n+1)
-    counts = torch.zeros(history.size(0), vocab_size, dtype=torch.long, device=history.device)
-    counts.scatter_add_(1, windows[:, :, -1], match.long())
-    return counts > 0
-
-
 # ---------------------------------------------------------------------------- greedy / sampling
 def _decode_pointwise(
     model: Decodable,
@@ -307,124 +289,3 @@ def sample(
         return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
 
     return _decode_pointwise(model, state, max_lens, choose, bos=bos, eos=eos)
-
-
-# ---------------------------------------------------------------------------- beam search
-@torch.no_grad()
-def beam_search(
-    model: Decodable,
-    batch: Any,
-    *,
-    bos: int,
-    eos: int,
-    max_len: int | Tensor,
-    beam_size: int = 5,
-    length_penalty: float = 1.0,
-    n_best: int = 1,
-    no_repeat_ngram_size: int = 0,
-    min_len: int = 0,
-    batch_size: int | None = None,
-) -> list[list[tuple[list[int], float]]]:
-    """Batched beam search with fairseq-style finishing.
-
-    Each input keeps ``beam_size`` live hypotheses, ranked by their summed log-probability. At every
-    step the best ``2 * beam_size`` extensions of all live hypotheses are taken: an extension by EOS
-    that ranks within the first ``beam_size`` finishes its hypothesis (it then gets its final score,
-    the summed log-probability including EOS divided by the GNMT length penalty
-    ``((5 + L) / 6) ** length_penalty``, L = output length + 1 for EOS); the best ``beam_size``
-    extensions by other tokens become the next live hypotheses. An input is done once it has
-    ``beam_size`` finished hypotheses (fairseq's default early stopping) or has reached its
-    ``max_len``, when EOS is forced; the ``n_best`` finished ones with the highest final scores are
-    returned.
-
-    Args:
-        model, batch, bos, eos, max_len, batch_size: as in :func:`greedy`.
-        beam_size: live hypotheses per input.
-        length_penalty: GNMT alpha; 0 ranks by the plain summed log-probability.
-        n_best: hypotheses returned per input, at most ``beam_size``.
-        no_repeat_ngram_size: if > 0, no hypothesis may contain the same n-gram of this size twice.
-        min_len: EOS is blocked until a hypothesis has this many tokens (unless ``max_len`` forces it).
-
-    Returns:
-        for each of the B inputs, up to ``n_best`` pairs ``(tokens, score)`` sorted best first (fewer
-        only when constraints leave fewer hypotheses with a finite score).
-    """
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"need 1 <= n_best <= beam_size, got n_best={n_best}, beam_size={beam_size}")
-    k = beam_size
-    state = model.start(batch)
-    size = batch_size if batch_size is not None else batch_size_of(batch)
-    device = _device_of(state, batch)
-    max_lens = _as_lengths(max_len, size, device)
-    state = model.reorder(state, torch.arange(size, device=device).repeat_interleave(k))
-
-    sent = torch.arange(size, device=device)  # (b,) original input of each live sentence
-    history = torch.zeros(size, k, 0, dtype=torch.long, device=device)  # (b, k, t) tokens so far
-    scores = torch.full((size, k), float("-inf"), device=device)  # (b, k) summed log-probs
-    scores[:, 0] = 0.0  # one live hypothesis at the start, so the beams stay distinct
-    tokens = torch.full((size * k,), bos, dtype=torch.long, device=device)
-    finished: list[list[tuple[list[int], float]]] = [[] for _ in range(size)]
-    rank = torch.arange(2 * k, device=device)
-
-    for t in range(int(max_lens.max()) + 1 if size else 0):
-        log_probs, state = model.step(tokens, state)  # (b * k, V)
-        num_sent, vocab = scores.size(0), log_probs.size(-1)
-        # accumulate in at least float32 even when the model runs in half precision
-        log_probs = log_probs.reshape(num_sent, k, vocab).to(
-            torch.promote_types(log_probs.dtype, torch.float32)
-        )
-        scores = scores.to(log_probs.dtype)
-        forced = max_lens[sent] <= t  # (b,) must end now
-        is_eos = torch.arange(vocab, device=device) == eos  # (V,)
-        if t < min_len:
-            block_eos = is_eos & ~forced.view(-1, 1, 1)
-            log_probs = log_probs.masked_fill(block_eos, float("-inf"))
-        if bool(forced.any()):
-            log_probs = log_probs.masked_fill(forced.view(-1, 1, 1) & ~is_eos, float("-inf"))
-        if 0 < no_repeat_ngram_size <= t:
-            ban = _ngram_ban(history.reshape(num_sent * k, t), no_repeat_ngram_size, vocab)
-            log_probs = log_probs.masked_fill(ban.view(num_sent, k, vocab), float("-inf"))
-
-        # the best 2k of all k * V extensions are among the best 2k of each beam: select per beam first
-        # (exact, and cheaper than adding the scores to and sorting all k * V candidates)
-        per_beam = min(2 * k, vocab)
-        # over the rows of a 2-D view: torch's CPU topk is markedly slower along the last axis of a 3-D tensor
-        flat_lp, flat_tok = log_probs.reshape(num_sent * k, vocab).topk(per_beam, dim=1)
-        beam_lp, beam_tok = flat_lp.view(num_sent, k, per_beam), flat_tok.view(num_sent, k, per_beam)
-        cand = (scores.unsqueeze(2) + beam_lp).view(num_sent, k * per_beam)
-        n_cand = min(2 * k, k * vocab)
-        top_scores, top_idx = cand.topk(n_cand, dim=1)  # (b, n_cand), best first
-        top_beam = top_idx // per_beam
-        top_tok = beam_tok.view(num_sent, k * per_beam).gather(1, top_idx)
-        finite = top_scores > float("-inf")
-        cand_eos = top_tok == eos
-
-        # bookkeeping of finished hypotheses (the only per-hypothesis Python)
-        ii, rr = (cand_eos & finite & (rank[:n_cand] < k)).nonzero(as_tuple=True)  # best first per row
-        if len(ii):
-            penalty = ((5.0 + t + 1) / 6.0) ** length_penalty
-            end_tokens = history[ii, top_beam[ii, rr]].tolist()  # (E, t)
-            end_scores = (top_scores[ii, rr] / penalty).tolist()
-            for src, toks, score in zip(sent[ii].tolist(), end_tokens, end_scores):
-                if len(finished[src]) < k:
-                    finished[src].append((toks, score))
-
-        # the next live hypotheses: the best k extensions by a token other than EOS
-        live = ~cand_eos & finite
-        sel = torch.argsort((~live).long(), dim=1, stable=True)[:, :k]  # live first, in rank order
-        scores = torch.where(live.gather(1, sel), top_scores.gather(1, sel), float("-inf"))
-        beam, new_tok = top_beam.gather(1, sel), top_tok.gather(1, sel)  # (b, k)
-        history = torch.cat(
-            [history.gather(1, beam.unsqueeze(2).expand(-1, -1, t)), new_tok.unsqueeze(2)], dim=2
-        )
-
-        n_done = torch.tensor([len(finished[s]) for s in sent.tolist()], device=device)
-        keep = (n_done < k) & ~forced & (scores > float("-inf")).any(dim=1)
-        if not bool(keep.any()):
-            break
-        rows = (torch.arange(num_sent, device=device).unsqueeze(1) * k + beam)[keep].view(-1)
-        state = model.reorder(state, rows)
-        sent, history, scores = sent[keep], history[keep], scores[keep]
-        tokens = new_tok[keep].view(-1)
-
-    return [sorted(done, key=lambda h: h[1], reverse=True)[:n_best] for done in finished]

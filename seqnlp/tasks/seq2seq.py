@@ -142,6 +142,9 @@ class Seq2Seq(nn.Module):
     def reorder(self, state: DecoderState, index: Tensor) -> DecoderState:
         return state.reorder(index)
 
+    def merge(self, states: list[DecoderState]) -> DecoderState:
+        return DecoderState.merge(states)
+
 
 def build_seq2seq(m: Seq2SeqConfig | int, tgt_vocab: int | None = None, **options: Any) -> Seq2Seq:
     """The one place where a seq2seq model config becomes modules.
@@ -244,9 +247,117 @@ class Seq2SeqPredictor:
         keep = [i for i, e in enumerate(empty) if not e]
         results = [{self.result_key: "", "nbest": []} for _ in inputs]
         for i, nbest in zip(keep, self.decode([srcs[i] for i in keep], search, progress)):
-            results[i] = {self.result_key: nbest[0][0],
-                          "nbest": [{"text": t, "score": float(s) if math.isfinite(s) else None} for t, s in nbest]}
+            results[i] = self._result(nbest)
         return results
+
+    def _result(self, nbest: list[tuple[str, float]]) -> dict:
+        return {self.result_key: nbest[0][0],
+                "nbest": [{"text": t, "score": float(s) if math.isfinite(s) else None} for t, s in nbest]}
+
+    def stream(self, search: SearchConfig | None = None) -> DecodeStream | None:
+        """A :class:`DecodeStream` of this model (continuous batching for a server), or ``None`` where the
+        search cannot take inputs while it runs (greedy search, sampling: the server batches those whole)."""
+        search = search or self.search
+        if search.method != "beam" or not hasattr(self.model, "merge"):
+            return None
+        return DecodeStream(self, search)
+
+
+class DecodeStream:
+    """Beam search that takes new requests while it runs (``seqnlp serve``'s continuous batching).
+
+    :meth:`add` puts a request's inputs into the running search (encoded, and joined at the next step);
+    :meth:`step` advances every live input by one token and returns the requests whose inputs are all done, each
+    with the results ``predictor.predict(inputs)`` gives (the same hypotheses: every input is searched as if
+    alone, up to floating-point batch effects). Empty inputs are answered at once. Not thread-safe: one caller
+    drives it."""
+
+    def __init__(self, predictor: Seq2SeqPredictor, search: SearchConfig):
+        from ..search.beam import BeamSearch
+
+        self.p, self.search = predictor, search
+        self.beam = BeamSearch(predictor.model, bos=predictor.tgt_tok.bos_id, eos=predictor.tgt_tok.eos_id,
+                               beam_size=search.beam_size, length_penalty=search.length_penalty,
+                               n_best=search.n_best, no_repeat_ngram_size=search.no_repeat_ngram_size)
+        self._open: dict[Any, tuple[list, int]] = {}  # request -> (its results, inputs still searched)
+
+    def __len__(self) -> int:
+        """Inputs being searched."""
+        return len(self.beam)
+
+    @property
+    def rows(self) -> int:
+        """Decoder rows of the next step."""
+        return self.beam.rows
+
+    def add(self, requests: Sequence[tuple[Any, Sequence]]) -> tuple[list[tuple[Any, list[dict]]],
+                                                                     list[tuple[Any, Exception]]]:
+        """Start the inputs of ``requests`` (``(id, inputs)`` pairs), encoded as one batch. Returns the requests
+        answered at once (``(id, results)``: none of their inputs needs searching) and those refused
+        (``(id, exception)``: a bad input; nothing of that request is started)."""
+        from ..data.seq2seq import source_batch
+        from ..search.methods import max_lengths
+
+        p = self.p
+        done, failed, srcs, ids = [], [], [], []
+        for request, inputs in requests:
+            try:
+                if request in self._open:
+                    raise ValueError(f"request {request!r} is already being searched")
+                inputs = as_inputs(inputs)
+                enc, empty = p.encode(inputs)
+            except Exception as e:  # noqa: BLE001  (this request's inputs only)
+                failed.append((request, e))
+                continue
+            results: list = [{p.result_key: "", "nbest": []} for _ in inputs]
+            keep = [i for i, e in enumerate(empty) if not e]
+            if not keep:
+                done.append((request, results))
+                continue
+            self._open[request] = (results, len(keep))
+            srcs += [enc[i] for i in keep]
+            ids += [(request, i) for i in keep]
+        if srcs:
+            batch = source_batch(srcs, p.tgt_tok.pad_id).to(p.device)
+            s = self.search
+            max_len = max_lengths(batch.src_lengths, s.max_len_ratio, s.min_max_len, s.max_output_len)
+            try:
+                with torch.inference_mode(), autocast(p.device, p.amp_dtype):
+                    self.beam.add(batch, max_len, ids=ids)
+            except Exception as e:  # noqa: BLE001  (the model failed on these: none of them is searched)
+                for request in dict.fromkeys(r for r, _ in ids):
+                    del self._open[request]
+                    failed.append((request, e))
+        return done, failed
+
+    def step(self) -> list[tuple[Any, list[dict]]]:
+        """One decoder step; the requests that are now complete, as ``(request, results)``."""
+        if not len(self.beam):
+            return []
+        with torch.inference_mode(), autocast(self.p.device, self.p.amp_dtype):
+            done = self.beam.step()
+        out = []
+        for (request, i), hyps in done:
+            results, left = self._open[request]
+            nbest = [(self.p.tgt_tok.decode(ids), score) for ids, score in hyps] or [("", -math.inf)]
+            if self.p.strip:
+                nbest = [(h.strip(), sc) for h, sc in nbest]
+            results[i] = self.p._result(nbest)
+            if left == 1:
+                del self._open[request]
+                out.append((request, results))
+            else:
+                self._open[request] = (results, left - 1)
+        return out
+
+    def drop(self) -> list[Any]:
+        """Give up every request being searched (after a model error); their ids."""
+        requests = list(self._open)
+        self._open.clear()
+        self.beam = type(self.beam)(self.p.model, bos=self.beam.bos, eos=self.beam.eos, beam_size=self.beam.k,
+                                    length_penalty=self.beam.length_penalty, n_best=self.beam.n_best,
+                                    no_repeat_ngram_size=self.beam.no_repeat_ngram_size)
+        return requests
 
 
 def write_nbest(sink, lines: list, results: list[dict], predictor: Any = None) -> None:
@@ -265,5 +376,5 @@ def note_truncated(count: int, total: int, what: str) -> None:
         print(f"note: {count} of {total} inputs {what}", file=sys.stderr)
 
 
-__all__ = ["Bridge", "Seq2Seq", "Seq2SeqConfig", "Seq2SeqPredictor", "build_seq2seq", "note_truncated",
+__all__ = ["Bridge", "DecodeStream", "Seq2Seq", "Seq2SeqConfig", "Seq2SeqPredictor", "build_seq2seq", "note_truncated",
            "summed_loss", "train_defaults", "write_nbest"]

@@ -25,6 +25,7 @@ from seqnlp.data.seq2seq import (
 from seqnlp.data.tokenizers import Tokenizer
 from seqnlp.recipes.translation import main
 from seqnlp.search import SearchConfig, beam_search, generate, max_lengths
+from seqnlp.serve.compare import same
 from seqnlp.tasks.seq2seq import build_seq2seq
 from seqnlp.tasks.translation import format_text
 from seqnlp.train import checkpoint as ck
@@ -240,6 +241,55 @@ def _tiny_model(attention: str, input_feeding: bool) -> torch.nn.Module:
         m.decoder.out.weight.mul_(3.0)  # peaked distributions so that sentences differ
         m.decoder.out.bias[3] -= 1.0  # EOS (id 3) neither always first nor never
     return m
+
+
+@pytest.mark.parametrize("attention,input_feeding", [("bahdanau", True), ("luong_general", False), ("none", False)])
+def test_sentences_joining_a_running_beam_search_equal_one_at_a_time(attention, input_feeding):
+    """Continuous batching on the real decoder: sentences of other lengths join while others are decoded (their
+    memories padded to the longest source: DecoderState.merge) and get what they get alone."""
+    from seqnlp.search import BeamSearch
+
+    m = _tiny_model(attention, input_feeding)
+    g = torch.Generator().manual_seed(2)
+    srcs = [torch.randint(4, 23, (n,), generator=g).tolist() + [3] for n in (4, 1, 9, 0, 6, 2)]
+    joins = [0, 0, 2, 2, 3, 5]
+    kw = dict(bos=2, eos=3, beam_size=4, n_best=3, length_penalty=1.0)
+    search, out, step = BeamSearch(m, **kw), {}, 0
+    with torch.no_grad():
+        while len(out) < len(srcs):
+            new = [i for i, j in enumerate(joins) if j == step]
+            if new:
+                batch = source_batch([srcs[i] for i in new], 0)
+                search.add(batch, max_lengths(batch.src_lengths, 1.5, min_len=3, cap=12), ids=new)
+            out.update(search.step())
+            step += 1
+        for i, s in enumerate(srcs):
+            one = source_batch([s], 0)
+            alone = beam_search(m, one, max_len=max_lengths(one.src_lengths, 1.5, min_len=3, cap=12), **kw)[0]
+            assert [h for h, _ in out[i]] == [h for h, _ in alone], i
+            assert [sc for _, sc in out[i]] == pytest.approx([sc for _, sc in alone], abs=1e-5)
+    assert len({tuple(r[0][0]) for r in out.values()}) > 2  # not a degenerate model
+
+
+def test_decode_stream_answers_requests_like_predict(smoke_run):
+    """The predictor's DecodeStream (the server's continuous batching): requests added between steps, blank and
+    bad inputs included, are answered with what predict() gives them."""
+    pred = seqnlp.load(smoke_run)
+    requests = {"a": ["Ein Hund läuft .", "Zwei Männer"], "b": ["  "], "c": ["Eine Frau sitzt auf einer Bank ."],
+                "d": [3], "e": ["Ein Mann", "", "Kinder spielen im Park ."]}
+    stream = pred.stream()
+    assert stream is not None and len(stream) == 0
+    done, failed = stream.add([(k, requests[k]) for k in "ab"])
+    assert done == [("b", pred.predict(requests["b"]))] and failed == []
+    answers = dict(done)
+    stream.step()
+    done, failed = stream.add([(k, requests[k]) for k in "cde"])
+    assert [k for k, _ in failed] == ["d"] and isinstance(failed[0][1], TypeError)
+    while len(stream):
+        answers.update(stream.step())
+    for k in "abce":
+        assert same(answers[k], pred.predict(requests[k])), k
+    assert pred.stream(SearchConfig(method="greedy")) is None  # greedy / sampling: batched whole
 
 
 @pytest.mark.parametrize("attention,input_feeding", [("bahdanau", True), ("bahdanau", False),
