@@ -122,6 +122,7 @@ class Server:
         if threads:
             cmd += ["--threads", str(threads)]
         cmd += ["--workers", str(args.workers)] + (["--keep-freed-memory"] if args.keep_freed_memory else [])
+        cmd += ["--batching", args.batching]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.port = 0
@@ -258,7 +259,12 @@ def bench(task: str, model: Path, source: str, args, k: int) -> dict:
     wrong = [f"request {c}/{r}: differs from offline predict" for (c, r), out in res["answers"].items()
              if not same(out, offline[(c * args.requests + r) * k:(c * args.requests + r + 1) * k])]
     b0, b1 = before["batching"], after["batching"]
+    w0, w1 = before.get("workers", {}), after.get("workers", {})
     calls = max(1, b1["batches"] - b0["batches"])
+    steps = w1.get("steps", 0) - w0.get("steps", 0)
+    # with worker processes the model time is theirs (batches and continuous-search steps); else the batcher's
+    busy = (w1["model_seconds"] - w0["model_seconds"]) if "model_seconds" in w1 else \
+        (b1["model_seconds"] - b0["model_seconds"])
     done = len(res["latencies"])
     sps = done * k / res["wall"]
     out = {
@@ -279,7 +285,14 @@ def bench(task: str, model: Path, source: str, args, k: int) -> dict:
         "batching": {"predict_calls": calls, "mean_requests_per_call": (b1["requests"] - b0["requests"]) / calls,
                      "mean_inputs_per_call": (b1["inputs"] - b0["inputs"]) / calls,
                      "largest_call_inputs": b1["largest_batch_inputs"],
-                     "model_busy_fraction": (b1["model_seconds"] - b0["model_seconds"]) / res["wall"]},
+                     "model_busy_fraction": busy / res["wall"],
+                     # continuous batching (beam search in worker processes): decoder steps, sentences per step
+                     "stream_steps": steps,
+                     "mean_live_inputs_per_step": (w1["live_input_steps"] - w0["live_input_steps"]) / steps
+                     if steps else 0.0,
+                     # from a worker receiving a request to its sending the answer, on average
+                     "ms_in_worker": 1000 * (w1["request_seconds"] - w0["request_seconds"]) /
+                     max(1, w1["answered"] - w0["answered"]) if "answered" in w1 else None},
     }
     return out
 
@@ -294,16 +307,17 @@ def machine(threads: int) -> str:
 
 
 def table(runs: list[dict]) -> str:
-    rows = [("model", "sent/req", "req/s", "sent/s", "offline sent/s", "ratio", "p50 ms", "p95 ms", "p99 ms", "errors",
-             "RSS MB before→after", "inputs/call", "model busy", "CPU server/clients")]
+    rows = [("model", "batching", "sent/req", "req/s", "sent/s", "offline sent/s", "ratio", "p50 ms", "p95 ms",
+             "p99 ms", "errors", "RSS MB before→after", "inputs/call or /step", "model busy", "CPU server/clients")]
     for r in runs:
         b = r["batching"]
-        rows.append((f"{r['task']} ({r['model_source']})", str(r["sentences_per_request"]),
+        rows.append((f"{r['task']} ({r['model_source']})", r.get("batching_mode", ""), str(r["sentences_per_request"]),
                      f"{r['requests_per_s']:.0f}", f"{r['sentences_per_s']:.0f}",
                      f"{r['offline_sentences_per_s']:.0f}", f"{r['throughput_ratio']:.2f}", f"{r['p50_ms']:.1f}",
                      f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"]),
                      f"{r['rss_mb_before']:.0f}→{r['rss_mb_after']:.0f} ({100 * r['rss_growth']:+.1f}%)",
-                     f"{b['mean_inputs_per_call']:.1f}", f"{100 * b['model_busy_fraction']:.0f}%",
+                     f"{b['mean_live_inputs_per_step'] if b.get('stream_steps') else b['mean_inputs_per_call']:.1f}",
+                     f"{100 * b['model_busy_fraction']:.0f}%",
                      f"{r['cpu_cores_used']['server']:.2f}/{r['cpu_cores_used']['clients']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
@@ -333,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-batch-tokens", type=int, default=4096)
     p.add_argument("--max-batch-size", type=int, default=256)
+    p.add_argument("--batching", default="continuous",
+                   help="seqnlp serve --batching (with --workers): continuous, grouped, or both as a comma-separated "
+                        "list, run one after the other (the first gives the record's top level)")
     p.add_argument("--time-limit", type=float, default=120, help="seconds of load per model at most")
     p.add_argument("--out", default=str(ROOT / "results/benchmarks/serve_load.json"))
     args = p.parse_args(argv)
@@ -340,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     given = {"translation": args.translation_model, "pos_tagging": args.tagger_model}
     sizes = [int(x) for x in str(args.sentences_per_request).split(",") if x]
+    modes = [x for x in str(args.batching).split(",") if x]
+    if any(m not in ("continuous", "grouped") for m in modes) or not modes:
+        p.error(f"--batching: continuous, grouped or both, got {args.batching!r}")
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in [t for t in args.tasks.split(",") if t]:
@@ -353,14 +373,16 @@ def main(argv: list[str] | None = None) -> int:
                 model, source = smoke_model(task, Path(tmp) / task), "smoke config"
             print(f"{task}: {model} ({source})", file=sys.stderr)
             for k in sizes:
-                runs.append(bench(task, model, source, args, k))
-                print(table(runs[-1:]), file=sys.stderr)
+                for mode in modes:  # side by side: one batching after the other on the same model and sentences
+                    args.batching = mode
+                    runs.append({**bench(task, model, source, args, k), "batching_mode": mode})
+                    print(table(runs[-1:]), file=sys.stderr)
     cmd = "python benchmarks/serve_load.py " + " ".join(argv if argv is not None else sys.argv[1:])
     scenarios = []
-    for k in sizes:
-        rs = [r for r in runs if r["sentences_per_request"] == k]
+    for k, mode in [(k, mode) for k in sizes for mode in modes]:
+        rs = [r for r in runs if r["sentences_per_request"] == k and r["batching_mode"] == mode]
         scenarios.append({
-            "sentences_per_request": k,
+            "sentences_per_request": k, "batching": mode,
             "throughput_ratio": min(r["throughput_ratio"] for r in rs), "errors": sum(r["errors"] for r in rs),
             "p99_ms": max(r["p99_ms"] for r in rs), "rss_growth": max(r["rss_growth"] for r in rs),
             "models": {r["task"]: r for r in rs}})
@@ -368,12 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "benchmark": f"seqnlp serve under load: {args.clients} clients x {args.requests} requests of "
                      f"{'/'.join(map(str, sizes))} Multi30k test2016 sentence(s) each, 127.0.0.1; top level: "
-                     f"{sizes[0]} sentence(s) per request, the worst over the models",
+                     f"{sizes[0]} sentence(s) per request, {modes[0]} batching, the worst over the models",
         "command": cmd.strip(), "machine": machine(args.threads), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "targets": {"throughput_ratio": ">= 0.7", "errors": "0", "rss_growth": "< 0.10"},
         **{key: first[key] for key in ("throughput_ratio", "errors", "p99_ms", "rss_growth")},
         "server": {"max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens,
-                   "max_batch_size": args.max_batch_size, "workers": args.workers,
+                   "max_batch_size": args.max_batch_size, "workers": args.workers, "batching": modes,
                    "keep_freed_memory": args.keep_freed_memory,
                    "threads": args.server_threads or args.threads or "the run's"},
         "scenarios": scenarios,
@@ -386,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{record['benchmark']}\n{record['machine']}\n\n{table(runs)}\n\nwrote {args.out}")
     for sc in scenarios:
         ok = sc["throughput_ratio"] >= 0.7 and sc["errors"] == 0 and sc["rss_growth"] < 0.10
-        print(f"{sc['sentences_per_request']} sentence(s) per request: targets {'met' if ok else 'NOT met'} "
+        print(f"{sc['sentences_per_request']} sentence(s) per request, {sc['batching']} batching: targets "
+              f"{'met' if ok else 'NOT met'} "
               f"(worst ratio {sc['throughput_ratio']:.2f}, errors {sc['errors']}, RSS growth "
               f"{100 * sc['rss_growth']:+.1f}%)")
     return 0

@@ -38,6 +38,7 @@ from ..data.errors import DataError
 from .batcher import MicroBatcher
 from .models import Limits, ParameterError, PredictorPool, describe, truncate
 from .params import PARAMS, OpenNMTItem, request_model
+from .workers import WorkerDied
 
 __all__ = ["ApiError", "create_app"]
 
@@ -123,14 +124,17 @@ async def _read(request: Request, limits: Limits) -> bytes:
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
                max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
-               max_param_sets: int = 4, workers=None, trim_memory: bool = True, on_ready=None) -> FastAPI:
+               max_param_sets: int = 4, workers=None, trim_memory: bool = True, continuous: bool = True,
+               on_ready=None) -> FastAPI:
     """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
 
     ``load(overrides) -> predictor`` makes the predictor of a parameter set (none: requests with
     ``parameters`` are refused); ``model``: what ``/info`` calls the model (its path or Hub id);
     ``on_ready()`` is called once the app has started (the command line prints the address); ``workers``: a
     :class:`~seqnlp.serve.workers.ProcessWorkers` that runs the batches in model processes (started with the
-    app, stopped after it), else the model runs in a thread of this process."""
+    app, stopped after it), else the model runs in a thread of this process; ``continuous``: with workers, beam
+    search requests join a worker's running search (:meth:`PredictorPool.streams
+    <seqnlp.serve.models.PredictorPool.streams>`) instead of being grouped by the micro-batcher."""
     limits = limits or Limits()
     pool = PredictorPool(predictor, load, max_param_sets, limits, trim_memory)
     task = pool.task
@@ -138,7 +142,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
                            max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, solo=pool.solo,
                            workers=workers.n if workers else 1)
     batching = {"max_batch_tokens": max_batch_tokens, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms,
-                "worker_processes": workers.n if workers else 0}
+                "worker_processes": workers.n if workers else 0,
+                "continuous": bool(workers) and continuous and pool.streams(())}
     Req = request_model(task)
     what = '{"inputs": [...], "parameters": {...}}'
     Onmt = TypeAdapter(Annotated[list[OpenNMTItem], Field(min_length=1)])
@@ -184,9 +189,17 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
         log.error("error serving %s %s", request.method, request.url.path, exc_info=e)
         return _error(500, f"internal error ({type(e).__name__}); the server log has the details")
 
+    async def submit(key: tuple[str, ...], inputs: list) -> list[dict]:
+        if not (workers and continuous and pool.streams(key)):
+            return await batcher.submit(key, inputs)
+        try:  # continuous batching in a worker process: joined to its running search at the next step
+            return await asyncio.wrap_future(workers.submit(key, inputs, stream=True))
+        except WorkerDied:  # its worker was killed: once more, in another one
+            return await asyncio.wrap_future(workers.submit(key, inputs, stream=True))
+
     async def run(key: tuple[str, ...], inputs: list) -> list[dict]:
         try:
-            return await batcher.submit(key, inputs)
+            return await submit(key, inputs)
         except ParameterError as e:
             raise ApiError(422, str(e), [e.field]) from None
         except ConfigError as e:
@@ -232,7 +245,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     async def health():
         body: dict[str, Any] = {"status": "ok", "task": task, "batching": batcher.stats.as_dict()}
         if workers:  # each worker process keeps its own parameter-set predictors
-            body["workers"] = {"processes": workers.n, "pids": workers.pids(), "restarts": workers.restarts}
+            body["workers"] = {"processes": workers.n, "pids": workers.pids(), "restarts": workers.restarts,
+                               **workers.counters()}
         else:
             body["param_sets_loaded"] = pool.cached()
         return JSONResponse(body)

@@ -119,9 +119,19 @@ class PredictorPool:
         if self.task == "char_generator":
             return True  # the k-th prompt of a call is sampled with seed + k
         if self.task in ("translation", "dialogue"):
-            method = next((o.split("=", 1)[1].strip('"') for o in key if o.startswith("search.method=")), None)
-            return (method or self.base.config.search.method) == "sample"  # one generator per call
+            return self._method(key) == "sample"  # one generator per call
         return False
+
+    def streams(self, key: tuple[str, ...]) -> bool:
+        """Whether requests of ``key`` join a worker's running search instead of waiting for a batch (continuous
+        batching, :mod:`seqnlp.serve.workers`): beam search of translation and dialogue models."""
+        return self.task in ("translation", "dialogue") and hasattr(self.base, "stream") and \
+            self._method(key) == "beam"
+
+    def _method(self, key: tuple[str, ...]) -> str:
+        """The search method of a seq2seq parameter set."""
+        method = next((o.split("=", 1)[1].strip('"') for o in key if o.startswith("search.method=")), None)
+        return method or self.base.config.search.method
 
     # ------------------------------------------------------------------------------------------ predictors
     def get(self, key: tuple[str, ...]) -> Any:

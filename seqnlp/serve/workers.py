@@ -1,40 +1,63 @@
-"""Model worker processes for ``seqnlp serve --workers N``: each loads the model once and runs batches.
+"""Model worker processes for ``seqnlp serve --workers N``: each loads the model once and runs what it is sent.
 
 In one process the model thread and the web server share one interpreter lock: beam search's per-step Python
 (a few dozen small tensor operations per decoder step) and the event loop's request handling take turns on it,
 and measured under load the server used about 1.1-1.5 of 2 cores however many model threads it had. Worker
-processes have a lock each: the server process parses requests and batches them (:mod:`seqnlp.serve.batcher`),
-and each batch runs in a free worker (``--workers 2 --threads 1`` on two cores: two batches decode at once, one
-core each).
+processes have a lock each: the server process parses requests, and each request runs in a worker (``--workers
+2 --threads 1`` on two cores: two workers decode at once, one core each).
+
+A worker is sent two kinds of work over its pipe:
+
+* **batches** (``predict``): a micro-batch of requests grouped by :mod:`seqnlp.serve.batcher`, run as one
+  ``predict`` call (every task; greedy search and sampling);
+* **streamed requests** (``submit(..., stream=True)``; translation and dialogue under beam search, see
+  :meth:`PredictorPool.streams <seqnlp.serve.models.PredictorPool.streams>`): continuous batching. The worker
+  keeps one running beam search (:class:`~seqnlp.tasks.seq2seq.DecodeStream`) and, between two decoder steps,
+  joins every request that has come in since (encoded together) and answers every request whose sentences
+  are done. A sentence no longer waits for the batch it came with to finish, nor the next batch for the
+  longest sentence of the last one: the search runs with as many sentences as clients are waiting for.
+
+Requests go to the worker with the fewest requests in progress. Each worker has a sender thread (the server
+never blocks on a full pipe) and one reader thread reads every worker's answers and notices a worker that
+died (killed, out of memory): the requests it had are failed with :class:`WorkerDied` (the batcher retries a
+batch's requests one by one, the app retries a streamed request once), and a new worker is started in its
+place; requests not yet sent to it wait for it.
 
 A worker loads the same checkpoint (the resolved local directory: a Hub model is downloaded once, by the
 server) with the server's overrides, precision and threads, and keeps its own predictors of parameter sets
 (:class:`~seqnlp.serve.models.PredictorPool`). Workers are started with ``spawn`` (a fork of a process whose
 OpenMP threads have run can hang) and ignore SIGINT (Ctrl-C reaches the whole process group): the server stops
-them after answering the requests in flight. A worker that dies (killed, out of memory) fails the batch it was
-running; the pool is started again and the batcher retries that batch's requests one by one.
+them after answering the requests in flight.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
+import pickle
+import queue
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from .models import Limits, PredictorPool
 
-__all__ = ["WorkerSpec", "ProcessWorkers"]
+__all__ = ["ProcessWorkers", "WorkerDied", "WorkerSpec"]
 
-_POOL: PredictorPool | None = None  # in a worker process: its predictors
+
+class WorkerDied(RuntimeError):
+    """The worker process running a request died (its requests can be tried again in another one)."""
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker loads: ``seqnlp.runner.load(model, device, overrides, precision=..., threads=...)``."""
+    """What a worker loads: ``seqnlp.runner.load(model, device, overrides, precision=..., threads=...)``, and
+    at most ``max_live`` sentences in its running search (more wait in its pipe)."""
 
     model: str
     device: str = "cpu"
@@ -44,72 +67,355 @@ class WorkerSpec:
     max_sets: int = 4
     limits: Limits = field(default_factory=Limits)
     trim_memory: bool = True
+    max_live: int = 256
 
 
-def _init(spec: WorkerSpec) -> None:
-    """A worker's start: ignore Ctrl-C (the terminal sends it to the whole process group; the server stops its
-    workers itself, after the requests in flight) and load the model."""
-    global _POOL
+# ---------------------------------------------------------------------------------------------- worker side
+def _portable(e: BaseException) -> BaseException:
+    """``e`` if it survives the pipe to the server (pickled, then rebuilt there as ``type(e)(*e.args)``), else a
+    RuntimeError with its message."""
+    try:
+        pickle.dumps(e)
+        type(e)(*e.args)
+        return e
+    except Exception:  # noqa: BLE001  (an exception class whose constructor its args do not fit)
+        return RuntimeError(f"{type(e).__name__}: {e}")
+
+
+class _Worker:
+    """A worker process's loop: batches run at once, streamed requests join the running search of their key."""
+
+    TRIM_EVERY = 1.0  # seconds between two malloc_trim calls while searches run
+
+    def __init__(self, spec: WorkerSpec, conn: Connection):
+        from ..runner import load
+
+        def load_set(extra: list[str]):
+            return load(spec.model, spec.device, [*spec.overrides, *extra], precision=spec.precision,
+                        threads=spec.threads)
+
+        self.spec, self.conn = spec, conn
+        self.pool = PredictorPool(load_set([]), load_set, spec.max_sets, spec.limits, trim_memory=False)
+        self.streams: dict[tuple[str, ...], Any] = {}
+        # counters sent with every answer: steps, sentences summed over steps, seconds in predict / step
+        self.steps = self.live_sum = self.answered = 0
+        self.seconds = self.request_seconds = 0.0
+        self.received: dict[int, float] = {}  # request -> when it came in
+        self.trimmed = time.monotonic()
+
+    def live(self) -> int:
+        return sum(len(s) for s in self.streams.values())
+
+    def send(self, rid: int, ok: bool, payload: Any) -> None:
+        self.answered += 1
+        self.request_seconds += time.perf_counter() - self.received.pop(rid, time.perf_counter())
+        self.conn.send((rid, ok, payload if ok else _portable(payload),
+                        (self.steps, self.live_sum, self.seconds, self.answered, self.request_seconds)))
+
+    def run(self) -> None:
+        while True:
+            msgs = []
+            if self.live() < self.spec.max_live:
+                if not self.live():
+                    msgs.append(self.conn.recv())  # idle: wait for work
+                while self.conn.poll(0) and len(msgs) < self.spec.max_live:
+                    msgs.append(self.conn.recv())
+            if any(m is None for m in msgs):
+                return  # the server stops us (after answering what it waited for)
+            joining: dict[tuple[str, ...], list] = {}
+            now = time.perf_counter()
+            for rid, stream, key, inputs in msgs:
+                self.received[rid] = now
+                if stream:
+                    joining.setdefault(key, []).append((rid, inputs))
+                else:
+                    self.batch(rid, key, inputs)
+            for key, requests in joining.items():
+                self.join(key, requests)
+            self.step()
+            if self.spec.trim_memory and (not self.live() or time.monotonic() - self.trimmed > self.TRIM_EVERY):
+                from ..train.device import release_freed_memory
+
+                # the heap's free pages back to the system: when idle, and every second of a search that never
+                # stops under load (its tensors change size every step; the heap kept growing: +14% in 5,000
+                # 8-sentence requests)
+                release_freed_memory()
+                self.trimmed = time.monotonic()
+
+    def batch(self, rid: int, key: tuple[str, ...], inputs: list) -> None:
+        t0 = time.perf_counter()
+        try:
+            out = self.pool.get(key).predict(inputs, progress=False)
+        except Exception as e:  # noqa: BLE001  (the server maps it to an HTTP status)
+            self.seconds += time.perf_counter() - t0
+            self.send(rid, False, e)
+            return
+        self.seconds += time.perf_counter() - t0
+        self.send(rid, True, out)
+
+    def join(self, key: tuple[str, ...], requests: list) -> None:
+        t0 = time.perf_counter()
+        try:
+            stream = self.streams.get(key)
+            if stream is None:
+                stream = self.pool.get(key).stream()
+                if stream is None:
+                    raise RuntimeError("this parameter set cannot be decoded continuously")
+                self.streams[key] = stream
+            done, failed = stream.add(requests)
+        except Exception as e:  # noqa: BLE001
+            done, failed = [], [(rid, e) for rid, _ in requests]
+        self.seconds += time.perf_counter() - t0
+        for rid, results in done:
+            self.send(rid, True, results)
+        for rid, e in failed:
+            self.send(rid, False, e)
+
+    def step(self) -> None:
+        for key, stream in list(self.streams.items()):
+            if not len(stream):
+                del self.streams[key]
+                continue
+            t0 = time.perf_counter()
+            self.steps += 1
+            self.live_sum += len(stream)
+            try:
+                done = stream.step()
+            except Exception as e:  # noqa: BLE001  (a model error fails the requests of this search only)
+                self.seconds += time.perf_counter() - t0
+                for rid in stream.drop():
+                    self.send(rid, False, e)
+                continue
+            self.seconds += time.perf_counter() - t0
+            for rid, results in done:
+                self.send(rid, True, results)
+
+
+def _main(spec: WorkerSpec, conn: Connection) -> None:
+    """A worker process: ignore Ctrl-C (the terminal sends it to the whole process group; the server stops its
+    workers itself, after the requests in flight), load the model, say so, then serve until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from ..runner import load
+    if int(os.environ.get("SEQNLP_WORKER_NICE", "0")):
+        os.nice(int(os.environ["SEQNLP_WORKER_NICE"]))
+    try:
+        worker = _Worker(spec, conn)
+    except BaseException as e:  # noqa: BLE001  (said to the server, which refuses to start)
+        conn.send(("failed", f"{type(e).__name__}: {e}"))
+        raise
+    conn.send(("ready", os.getpid()))
+    try:
+        worker.run()
+    except (EOFError, BrokenPipeError):  # the server is gone
+        pass
 
-    def load_set(extra: list[str]):
-        return load(spec.model, spec.device, [*spec.overrides, *extra], precision=spec.precision,
-                    threads=spec.threads)
 
-    _POOL = PredictorPool(load_set([]), load_set, spec.max_sets, spec.limits, spec.trim_memory)
+# ---------------------------------------------------------------------------------------------- server side
+class _Slot:
+    """One worker process and what it has been sent: its pipe, its sender thread's queue, its open requests."""
 
-
-def _predict(key: tuple[str, ...], inputs: list) -> list:
-    assert _POOL is not None, "the worker was not initialised"
-    return _POOL.predict(key, inputs)
-
-
-def _ready() -> int:
-    return os.getpid()
+    def __init__(self, index: int):
+        self.index = index
+        self.proc: Any = None
+        self.conn: Connection | None = None
+        self.ready = threading.Event()
+        self.outbox: queue.Queue = queue.Queue()  # messages for the sender thread (None: stop it)
+        self.open: dict[int, Future] = {}  # sent, not answered
+        self.queued = 0  # in the outbox, not sent yet
+        self.counters = (0, 0, 0.0, 0, 0.0)
+        self.failed = ""
 
 
 class ProcessWorkers:
-    """``n`` worker processes; :meth:`predict` (``run(key, inputs)`` for the batcher) runs a batch in one of
-    them and blocks the calling thread until its results come back."""
+    """``n`` worker processes. :meth:`predict` (``run(key, inputs)`` for the batcher) runs a batch in one of
+    them and blocks the calling thread until its results come back; :meth:`submit` hands a request to one and
+    returns a :class:`~concurrent.futures.Future` of its results (``stream=True``: joined to the worker's
+    running search)."""
 
     def __init__(self, spec: WorkerSpec, n: int):
         if n < 1:
             raise ValueError(f"need at least one worker process, got {n}")
         self.spec, self.n = spec, n
-        self._lock = threading.Lock()
-        self._executor = self._new()
         self.restarts = 0
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()  # slots' open / queued counts, routing
+        self._ids = itertools.count()
+        self._slots = [_Slot(i) for i in range(n)]
+        self._stopping = False
+        self._changed_r, self._changed_w = self._ctx.Pipe(duplex=False)  # wakes the reader when pipes change
+        self._threads: list[threading.Thread] = []
 
-    def _new(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.n, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init, initargs=(self.spec,))
-
+    # ------------------------------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 600) -> list[int]:
         """Start every worker and wait until each has loaded the model (their pids); a worker that cannot load
         it raises here, before the server says it is ready."""
-        futures = [self._executor.submit(_ready) for _ in range(self.n)]
-        try:
-            return [f.result(timeout=timeout) for f in futures]
-        except BrokenProcessPool:
-            raise RuntimeError("a model worker process could not load the model (its error is printed above)") \
-                from None
+        for slot in self._slots:
+            self._spawn(slot)
+            t = threading.Thread(target=self._send_loop, args=(slot,), name=f"seqnlp-worker-{slot.index}-send",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+        reader = threading.Thread(target=self._read_loop, name="seqnlp-worker-read", daemon=True)
+        reader.start()
+        self._threads.append(reader)
+        deadline = time.monotonic() + timeout
+        for slot in self._slots:
+            while not slot.ready.wait(0.1):
+                if slot.failed or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"a model worker process could not load the model: "
+                                       f"{slot.failed or 'timed out'}")
+        return self.pids()
 
-    def predict(self, key: tuple[str, ...], inputs: list) -> list:
-        executor = self._executor
-        try:
-            return executor.submit(_predict, key, inputs).result()
-        except BrokenProcessPool:
-            with self._lock:
-                if self._executor is executor:  # the first thread to notice starts a new pool
-                    self._executor = self._new()
-                    self.restarts += 1
-                    executor.shutdown(wait=False)  # the broken pool has ended its other workers
-            raise RuntimeError("a model worker process died while running this batch; the workers were "
-                               "restarted") from None
-
-    def pids(self) -> list[int]:
-        return sorted(getattr(self._executor, "_processes", {}) or {})
+    def _spawn(self, slot: _Slot) -> None:
+        ours, theirs = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_main, args=(self.spec, theirs), name=f"seqnlp-worker-{slot.index}",
+                                 daemon=True)
+        proc.start()
+        theirs.close()
+        slot.ready.clear()
+        slot.proc, slot.conn = proc, ours
+        self._changed_w.send(b"")
 
     def stop(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers (after what they were sent: the server calls this once its requests are answered)."""
+        self._stopping = True
+        for slot in self._slots:
+            slot.outbox.put(None)
+        for slot in self._slots:
+            if slot.proc is not None:
+                slot.proc.join(10)
+                if slot.proc.is_alive():
+                    slot.proc.terminate()
+                    slot.proc.join(5)
+        self._changed_w.send(b"")
+        with self._lock:
+            for slot in self._slots:
+                for fut in slot.open.values():
+                    if not fut.done():
+                        fut.set_exception(RuntimeError("the server is shutting down"))
+                slot.open.clear()
+
+    def pids(self) -> list[int]:
+        return sorted(s.proc.pid for s in self._slots if s.proc is not None and s.proc.is_alive())
+
+    def counters(self) -> dict:
+        """The workers' summed counters: decoder steps of the continuous searches, sentences per step on average,
+        and the seconds spent in the model (batches and steps)."""
+        steps = sum(s.counters[0] for s in self._slots)
+        live = sum(s.counters[1] for s in self._slots)
+        with self._lock:
+            waiting = sum(len(s.open) + s.queued for s in self._slots)
+        answered = sum(s.counters[3] for s in self._slots)
+        return {"steps": steps, "mean_live_inputs": round(live / steps, 2) if steps else 0.0,
+                "answered": answered, "request_seconds": round(sum(s.counters[4] for s in self._slots), 3),
+                "live_input_steps": live, "model_seconds": round(sum(s.counters[2] for s in self._slots), 3),
+                "requests_open": waiting}
+
+    # ------------------------------------------------------------------------------------------ requests
+    def submit(self, key: tuple[str, ...], inputs: list, stream: bool = False) -> Future:
+        """Send a request to the worker with the fewest requests in progress; the Future of its results (or the
+        exception it raised; :class:`WorkerDied` when its worker died meanwhile)."""
+        fut: Future = Future()
+        rid = next(self._ids)
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the server is shutting down")
+            ready = [s for s in self._slots if s.ready.is_set()] or self._slots
+            slot = min(ready, key=lambda s: len(s.open) + s.queued)
+            slot.queued += 1
+        slot.outbox.put((rid, fut, (rid, stream, key, list(inputs))))
+        return fut
+
+    def predict(self, key: tuple[str, ...], inputs: list) -> list:
+        return self.submit(key, inputs).result()
+
+    # ------------------------------------------------------------------------------------------ threads
+    def _send_loop(self, slot: _Slot) -> None:
+        while True:
+            item = slot.outbox.get()
+            if item is None:
+                conn = slot.conn
+                try:
+                    if conn is not None:
+                        conn.send(None)
+                except OSError:
+                    pass
+                return
+            rid, fut, msg = item
+            while not slot.ready.wait(0.5):  # a worker being replaced: its requests wait for the new one
+                if slot.failed or self._stopping:
+                    break
+            if not slot.ready.is_set():
+                with self._lock:
+                    slot.queued -= 1
+                fut.set_exception(WorkerDied(f"a model worker process could not be started ({slot.failed})"))
+                continue
+            with self._lock:
+                slot.queued -= 1
+                slot.open[rid] = fut
+                conn = slot.conn
+            try:
+                assert conn is not None
+                conn.send(msg)
+            except (OSError, ValueError):  # the worker died: the reader fails what it had (this one too)
+                pass
+
+    def _read_loop(self) -> None:
+        while True:
+            by_conn = {s.conn: s for s in self._slots if s.conn is not None}
+            by_proc = {s.proc.sentinel: s for s in self._slots if s.proc is not None}
+            try:
+                ready = wait([self._changed_r, *by_conn, *by_proc])
+            except OSError:
+                ready = []
+            for r in ready:
+                if r is self._changed_r:
+                    self._changed_r.recv_bytes()
+                elif r in by_conn:
+                    self._receive(by_conn[r])
+            for r in ready:
+                if r in by_proc and by_proc[r].proc is not None and not by_proc[r].proc.is_alive():
+                    self._died(by_proc[r])
+            if self._stopping and all(s.proc is None or not s.proc.is_alive() for s in self._slots):
+                return
+
+    def _receive(self, slot: _Slot) -> None:
+        conn = slot.conn
+        try:
+            while conn is not None and conn.poll(0):
+                msg = conn.recv()
+                if msg[0] == "ready":
+                    slot.ready.set()
+                    continue
+                if msg[0] == "failed":
+                    slot.failed = msg[1]
+                    continue
+                rid, ok, payload, counters = msg
+                slot.counters = counters
+                with self._lock:
+                    fut = slot.open.pop(rid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(payload) if ok else fut.set_exception(payload)
+        except (EOFError, OSError):  # its end is closed: the sentinel says it died
+            pass
+
+    def _died(self, slot: _Slot) -> None:
+        """A worker is gone: fail its open requests, start another in its place (unless the server stops)."""
+        with self._lock:
+            lost, slot.open = slot.open, {}
+        for fut in lost.values():
+            if not fut.done():
+                fut.set_exception(WorkerDied("a model worker process died while running this request; the "
+                                             "workers were restarted"))
+        if slot.conn is not None:
+            slot.conn.close()
+        was_ready, code = slot.ready.is_set(), slot.proc.exitcode
+        slot.conn, slot.proc = None, None
+        slot.ready.clear()
+        if self._stopping:
+            return
+        if not was_ready:  # it could not load the model: start() says so (no restarting it forever)
+            slot.failed = slot.failed or f"exit status {code}"
+            return
+        self.restarts += 1
+        self._spawn(slot)
