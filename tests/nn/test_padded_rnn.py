@@ -72,3 +72,34 @@ def test_rnn_encoder_padded_equals_packed():
     assert_close(padded.outputs * m, packed.outputs * m)
     assert_close(padded.final_h, packed.final_h)
     assert padded.final_c is None and torch.equal(padded.mask, packed.mask)
+
+
+def test_mostly_padded_inference_batches_run_packed_with_the_same_outputs(monkeypatch):
+    """RNNEncoder(packed=False) at inference: a batch that is a third or more padding runs packed (cheaper on mixed
+    lengths), a length-sorted one padded; outputs (0 at padding) and final states equal either way, and training
+    always runs padded."""
+    import seqnlp.nn.encoders as enc_mod
+
+    enc = RNNEncoder(6, 5, num_layers=2, packed=False).eval()
+    calls = []
+    real_pack = enc_mod.pack_padded_sequence
+    monkeypatch.setattr(enc_mod, "pack_padded_sequence", lambda *a, **k: calls.append(1) or real_pack(*a, **k))
+    mixed, even = torch.tensor([9, 2, 3, 1]), torch.tensor([9, 8, 9, 7])
+    for lengths, packs in ((mixed, True), (even, False)):
+        x = torch.randn(4, 9, 6)
+        calls.clear()
+        with torch.no_grad():
+            out = enc(x, lengths)
+            enc.PACK_BELOW = 0.0  # force the padded run
+            ref = enc(x, lengths)
+            del enc.PACK_BELOW
+        assert bool(calls) == packs
+        assert_close(out.outputs, ref.outputs)
+        assert_close(out.final_h, ref.final_h)
+        assert out.final_c is None and ref.final_c is None
+        pad = torch.arange(9)[None, :] >= lengths[:, None]
+        assert out.outputs[pad].abs().max() == 0 and ref.outputs[pad].abs().max() == 0
+    enc.train()
+    calls.clear()
+    enc(torch.randn(4, 9, 6), mixed).outputs.sum().backward()
+    assert not calls  # training: the padded run (its backward is the fast one on CPU)
