@@ -364,6 +364,9 @@ def test_worker_processes_serve_like_offline_survive_a_killed_worker_and_stop(sm
         outs = concurrently([lambda r=r: s.post("/predict", r) for r in reqs])
         for r, (status, body) in zip(reqs, outs):
             assert status == 200 and same(body["results"], offline(run, r["inputs"])), body
+        status, health = s.get("/health")
+        assert health["workers"]["steps"] > 0 and health["workers"]["answered"] >= len(reqs)  # continuous batching
+        assert health["batching"]["batches"] == 0  # beam search requests bypass the micro-batcher
         os.kill(pids[0], sig.SIGKILL)
         outs = concurrently([lambda r=r: s.post("/predict", r) for r in reqs[:4]])
         assert all(status == 200 for status, _ in outs), outs  # the dead worker's batch was retried
@@ -376,3 +379,18 @@ def test_worker_processes_serve_like_offline_survive_a_killed_worker_and_stop(sm
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in new_pids):
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{p}") for p in new_pids), "a worker process outlived the server"
+
+
+def test_grouped_batching_with_workers_serves_like_offline(smoke_runs):
+    """``--workers 1 --batching grouped``: beam search requests are grouped by the micro-batcher again."""
+    run = smoke_runs("translation")
+    with ServeProcess(run, "--workers", "1", "--batching", "grouped", "--max-wait-ms", "20") as s:
+        reqs = [{"inputs": [SENTS[i % 8]]} for i in range(6)]
+        outs = concurrently([lambda r=r: s.post("/predict", r) for r in reqs])
+        for r, (status, body) in zip(reqs, outs):
+            assert status == 200 and same(body["results"], offline(run, r["inputs"])), body
+        status, health = s.get("/health")
+        assert health["batching"]["requests"] == len(reqs) and health["workers"]["steps"] == 0
+        status, info = s.get("/info")
+        assert info["batching"]["continuous"] is False
+        assert s.stop() == 0, s.output

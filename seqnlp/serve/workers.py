@@ -195,8 +195,6 @@ def _main(spec: WorkerSpec, conn: Connection) -> None:
     """A worker process: ignore Ctrl-C (the terminal sends it to the whole process group; the server stops its
     workers itself, after the requests in flight), load the model, say so, then serve until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if int(os.environ.get("SEQNLP_WORKER_NICE", "0")):
-        os.nice(int(os.environ["SEQNLP_WORKER_NICE"]))
     try:
         worker = _Worker(spec, conn)
     except BaseException as e:  # noqa: BLE001  (said to the server, which refuses to start)
