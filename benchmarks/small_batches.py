@@ -1,0 +1,169 @@
+"""How fast a model predicts in the small batches a server sees, against one offline call (the serving ceiling).
+
+    python benchmarks/small_batches.py [--translator RUN] [--tagger RUN] [--sentences 320] [--threads 1]
+                                       [--out results/benchmarks/small_batches.json]
+
+A server under load from C clients of one sentence each has at most C sentences to batch; with two worker
+processes of one thread each, each has about C/2. This measures, in one process and run (Multi30k test2016
+sentences, ``--threads`` torch threads), sentences/s of
+
+* translation (beam search): ``predict`` on consecutive chunks of n sentences (what grouped micro-batches do),
+  against keeping n sentences in one running search, a new one joining as soon as one is done
+  (:class:`~seqnlp.tasks.seq2seq.DecodeStream`, the server's continuous batching), and the time of one decoder
+  step for n sentences (beam rows 5n);
+* tagging: ``predict`` on chunks of n sentences with the inference rule that runs mostly-padded batches packed,
+  and with the padded run forced (``RNNEncoder.PACK_BELOW = 0``); outputs are checked equal.
+
+Each size runs twice, alternating, so that drift on a shared machine shows. Writes a JSON record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = Path(os.environ.get("SEQNLP_DATA", ROOT.parent / "shared" / "data"))
+
+
+def sentences(side: str, n: int) -> list[str]:
+    with gzip.open(DATA / "translation" / "multi30k" / f"test_2016_flickr.{side}.gz", "rt", encoding="utf-8") as f:
+        lines = [x.strip() for x in f if x.strip()]
+    return [lines[i % len(lines)] for i in range(n)]
+
+
+def chunks(pred, sents: list[str], n: int) -> tuple[float, list]:
+    t0, out = time.perf_counter(), []
+    for i in range(0, len(sents), n):
+        out += pred.predict(sents[i : i + n])
+    return len(sents) / (time.perf_counter() - t0), out
+
+
+def stream(pred, sents: list[str], n: int) -> tuple[float, float, list]:
+    """n sentences in one running search at all times; (sentences/s, mean live sentences per step, results)."""
+    st, out, nxt, steps, live = pred.stream(), {}, 0, 0, 0
+    t0 = time.perf_counter()
+    while len(out) < len(sents):
+        new = []
+        while nxt < len(sents) and len(st) + len(new) < n:
+            new.append((nxt, [sents[nxt]]))
+            nxt += 1
+        if new:
+            out.update(dict(st.add(new)[0]))
+        live += len(st)
+        steps += 1
+        out.update(dict(st.step()))
+    return len(sents) / (time.perf_counter() - t0), live / max(steps, 1), [out[i][0] for i in range(len(sents))]
+
+
+def step_ms(pred, n: int, reps: int = 30) -> float:
+    """One decoder step (model only, no search bookkeeping) for n sentences x beam 5 rows."""
+    import torch
+
+    from seqnlp.data.seq2seq import source_batch
+
+    m, k = pred.model, pred.search.beam_size
+    srcs, _ = pred.encode(sentences("de", n))
+    with torch.inference_mode():
+        state = m.start(source_batch(srcs, pred.tgt_tok.pad_id))
+        state = m.reorder(state, torch.arange(n).repeat_interleave(k))
+        tokens = torch.full((n * k,), pred.tgt_tok.bos_id)
+        for _ in range(3):
+            m.step(tokens, state)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            m.step(tokens, state)
+    return 1000 * (time.perf_counter() - t0) / reps
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--translator", default="runs/multi30k_de_en_45min")
+    p.add_argument("--tagger", default="runs/pos_ud_ewt_40min")
+    p.add_argument("--sentences", type=int, default=320, help="sentences per measurement (translation; x10 tagging)")
+    p.add_argument("--sizes", default="1,4,8,14,16,32,64", help="batch sizes n")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--profile", type=int, default=0, help="print torch.profiler's table for a running search of this "
+                   "many translation sentences, then the measurements")
+    p.add_argument("--out", default=str(ROOT / "results/benchmarks/small_batches.json"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    from seqnlp.nn.encoders import RNNEncoder
+    from seqnlp.runner import load
+    from seqnlp.serve.compare import same
+
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    cpu = next((x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
+                if x.startswith("model name")), platform.machine())
+    record: dict = {"benchmark": __doc__.split("\n\n")[0], "command": "python benchmarks/small_batches.py " +
+                    " ".join(argv if argv is not None else sys.argv[1:]),
+                    "machine": f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, python "
+                               f"{platform.python_version()}, torch threads {args.threads}"}
+    if args.translator:
+        pred = load(args.translator, "cpu", threads=args.threads)
+        sents = sentences("de", args.sentences)
+        pred.predict(sents[:16])
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            stream(pred, sents[:64], args.profile)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                stream(pred, sents, args.profile)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+        full, ref = chunks(pred, sents, len(sents))
+        rows = []
+        for n in sizes:
+            for rep in range(2):
+                grouped, out_g = chunks(pred, sents, n)
+                cont, live, out_c = stream(pred, sents, n)
+                assert same(out_g, ref) and same(out_c, ref), f"results at n={n} differ from one predict call"
+                rows.append({"n": n, "rep": rep, "grouped_sentences_per_s": round(grouped, 1),
+                             "continuous_sentences_per_s": round(cont, 1), "continuous_mean_live": round(live, 1)})
+                print(f"translation n={n:>3} grouped {grouped:6.1f}  continuous {cont:6.1f} (live {live:.1f})",
+                      file=sys.stderr)
+        steps = {n: round(step_ms(pred, n), 2) for n in sizes}
+        print(f"translation: one predict call {full:.1f} sentences/s; decoder step ms {steps}", file=sys.stderr)
+        record["translation"] = {"model": args.translator, "sentences": len(sents), "one_call_sentences_per_s":
+                                 round(full, 1), "sizes": rows, "decoder_step_ms": steps}
+        del pred
+    if args.tagger:
+        pred = load(args.tagger, "cpu", threads=args.threads)
+        sents = sentences("en", 10 * args.sentences)
+        pred.predict(sents[:64])
+        full, ref = chunks(pred, sents, len(sents))
+        rows = []
+        for n in sizes:
+            for rep in range(2):
+                rule, out_r = chunks(pred, sents, n)
+                saved, RNNEncoder.PACK_BELOW = RNNEncoder.PACK_BELOW, 0.0
+                try:
+                    padded, out_p = chunks(pred, sents, n)
+                finally:
+                    RNNEncoder.PACK_BELOW = saved
+                assert out_r == ref and out_p == ref, f"tags at n={n} differ"
+                rows.append({"n": n, "rep": rep, "sentences_per_s": round(rule, 1),
+                             "padded_run_sentences_per_s": round(padded, 1)})
+                print(f"tagging n={n:>3} {rule:7.1f} (padded run forced {padded:7.1f})", file=sys.stderr)
+        print(f"tagging: one predict call {full:.1f} sentences/s", file=sys.stderr)
+        record["pos_tagging"] = {"model": args.tagger, "sentences": len(sents), "one_call_sentences_per_s":
+                                 round(full, 1), "sizes": rows}
+    record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    from seqnlp.train.rundir import portable
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(portable(record, ROOT), indent=1) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
