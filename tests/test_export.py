@@ -346,3 +346,27 @@ def test_serve_runs_an_export(exported):
     assert status == 200, body
     offline = pred.predict(INPUTS["translation"])
     assert [r["translation"] for r in body["results"]] == [r["translation"] for r in offline]
+
+
+@pytest.mark.parametrize("task", ["translation", "dialogue"])
+def test_continuous_decoding_answers_like_predict_on_the_run_and_the_export(task, smoke_runs, exported):
+    """DecodeStream (``seqnlp serve --workers``' continuous batching) on the torch model and on the onnxruntime
+    graphs (OrtSeq2Seq.merge): requests joining between steps get what predict() gives them."""
+    from dataclasses import replace
+
+    from seqnlp.serve.compare import same
+
+    for model in (smoke_runs(task), exported(task)):
+        pred = seqnlp.load(model)
+        beam = replace(pred.search, method="beam", beam_size=3, n_best=2)  # the dialogue smoke run samples
+        stream = pred.stream(beam)
+        assert stream is not None, model
+        inputs = [[x] for x in INPUTS[task]]
+        answers = dict(stream.add(list(enumerate(inputs[:2])))[0])
+        stream.step()
+        answers.update(stream.add([(i + 2, x) for i, x in enumerate(inputs[2:])])[0])
+        while len(stream):
+            answers.update(stream.step())
+        assert sorted(answers) == list(range(len(inputs)))
+        for i, x in enumerate(inputs):
+            assert same(answers[i], pred.predict(x, search=beam), tol=1e-4), (model, x)
