@@ -338,11 +338,25 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(smoke_runs):
         assert "stopped" in s.output
 
 
+def test_sigterm_finishes_a_continuously_batched_request_in_flight(smoke_runs):
+    """SIGTERM while a beam search request runs in a worker's continuous search: it is answered in full, then the
+    server and its worker exit."""
+    run = smoke_runs("translation")
+    with ServeProcess(run, "--workers", "1") as s:
+        req = {"inputs": [" ".join(SENTS)] * 120, "parameters": {"beam_size": 32}}
+        slow = concurrently([lambda: s.post("/predict", req, timeout=240), lambda: _terminate_when_busy(s)],
+                            timeout=300)
+        status, body = slow[0]
+        assert slow[1] is True, f"the request never reached the worker:\n{s.output}"
+        assert status == 200 and len(body["results"]) == 120, body
+        assert s.proc.wait(60) == 0, s.output
+
+
 def _terminate_when_busy(s: ServeProcess) -> bool:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         status, body = s.get("/health", timeout=10)
-        if status == 200 and body["batching"]["running"]:
+        if status == 200 and (body["batching"]["running"] or body.get("workers", {}).get("requests_open")):
             s.terminate()
             return True
         time.sleep(0.05)
