@@ -17,7 +17,7 @@ A worker is sent two kinds of work over its pipe:
   are done. A sentence no longer waits for the batch it came with to finish, nor the next batch for the
   longest sentence of the last one: the search runs with as many sentences as clients are waiting for.
 
-Requests go to the worker with the fewest requests in progress. Each worker has a sender thread (the server
+Requests go to the worker with the fewest sentences in progress. Each worker has a sender thread (the server
 never blocks on a full pipe) and one reader thread reads every worker's answers and notices a worker that
 died (killed, out of memory): the requests it had are failed with :class:`WorkerDied` (the batcher retries a
 batch's requests one by one, the app retries a streamed request once), and a new worker is started in its
@@ -40,7 +40,7 @@ import queue
 import signal
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -208,6 +208,14 @@ def _main(spec: WorkerSpec, conn: Connection) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- server side
+def _settle(fut: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Answer ``fut`` unless it already is (two threads may both try: the reader and a failed send)."""
+    try:
+        fut.set_exception(error) if error is not None else fut.set_result(result)
+    except InvalidStateError:
+        pass
+
+
 class _Slot:
     """One worker process and what it has been sent: its pipe, its sender thread's queue, its open requests."""
 
@@ -219,6 +227,8 @@ class _Slot:
         self.outbox: queue.Queue = queue.Queue()  # messages for the sender thread (None: stop it)
         self.open: dict[int, Future] = {}  # sent, not answered
         self.queued = 0  # in the outbox, not sent yet
+        self.sizes: dict[int, int] = {}  # inputs of each request queued or open
+        self.inputs = 0  # their sum: what routing balances
         self.counters = (0, 0, 0.0, 0, 0.0)
         self.failed = ""
 
@@ -287,11 +297,11 @@ class ProcessWorkers:
                     slot.proc.join(5)
         self._changed_w.send(b"")
         with self._lock:
+            lost = [fut for slot in self._slots for fut in slot.open.values()]
             for slot in self._slots:
-                for fut in slot.open.values():
-                    if not fut.done():
-                        fut.set_exception(RuntimeError("the server is shutting down"))
                 slot.open.clear()
+        for fut in lost:
+            _settle(fut, error=RuntimeError("the server is shutting down"))
 
     def pids(self) -> list[int]:
         return sorted(s.proc.pid for s in self._slots if s.proc is not None and s.proc.is_alive())
@@ -311,7 +321,7 @@ class ProcessWorkers:
 
     # ------------------------------------------------------------------------------------------ requests
     def submit(self, key: tuple[str, ...], inputs: list, stream: bool = False) -> Future:
-        """Send a request to the worker with the fewest requests in progress; the Future of its results (or the
+        """Send a request to the worker with the fewest inputs in progress; the Future of its results (or the
         exception it raised; :class:`WorkerDied` when its worker died meanwhile)."""
         fut: Future = Future()
         rid = next(self._ids)
@@ -319,8 +329,10 @@ class ProcessWorkers:
             if self._stopping:
                 raise RuntimeError("the server is shutting down")
             ready = [s for s in self._slots if s.ready.is_set()] or self._slots
-            slot = min(ready, key=lambda s: len(s.open) + s.queued)
+            slot = min(ready, key=lambda s: s.inputs)  # the fewest sentences in progress
             slot.queued += 1
+            slot.sizes[rid] = len(inputs)
+            slot.inputs += len(inputs)
         slot.outbox.put((rid, fut, (rid, stream, key, list(inputs))))
         return fut
 
@@ -340,23 +352,30 @@ class ProcessWorkers:
                     pass
                 return
             rid, fut, msg = item
-            while not slot.ready.wait(0.5):  # a worker being replaced: its requests wait for the new one
-                if slot.failed or self._stopping:
-                    break
-            if not slot.ready.is_set():
-                with self._lock:
-                    slot.queued -= 1
-                fut.set_exception(WorkerDied(f"a model worker process could not be started ({slot.failed})"))
+            while True:  # a worker being replaced: its requests wait for the new one
+                with self._lock:  # (the reader swaps a dead worker's pipe under this lock: no send to a dead one)
+                    conn = slot.conn if slot.ready.is_set() else None
+                    if conn is not None or slot.failed or self._stopping:
+                        slot.queued -= 1
+                        if conn is not None:
+                            slot.open[rid] = fut
+                        else:
+                            slot.inputs -= slot.sizes.pop(rid, 0)
+                        break
+                slot.ready.wait(0.5)
+            if conn is None:
+                why = slot.failed or "the server is shutting down"
+                _settle(fut, error=WorkerDied(f"a model worker process could not be started ({why})"))
                 continue
-            with self._lock:
-                slot.queued -= 1
-                slot.open[rid] = fut
-                conn = slot.conn
             try:
-                assert conn is not None
                 conn.send(msg)
-            except (OSError, ValueError):  # the worker died: the reader fails what it had (this one too)
-                pass
+            except (OSError, ValueError):  # it died meanwhile and never got this one: it waits for the next one
+                with self._lock:
+                    again = slot.open.pop(rid, None) is not None  # (else the reader has failed it already)
+                    if again:
+                        slot.queued += 1
+                if again:
+                    slot.outbox.put(item)
 
     def _read_loop(self) -> None:
         while True:
@@ -392,24 +411,26 @@ class ProcessWorkers:
                 slot.counters = counters
                 with self._lock:
                     fut = slot.open.pop(rid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(payload) if ok else fut.set_exception(payload)
+                    slot.inputs -= slot.sizes.pop(rid, 0)
+                if fut is not None:
+                    _settle(fut, payload) if ok else _settle(fut, error=payload)
         except (EOFError, OSError):  # its end is closed: the sentinel says it died
             pass
 
     def _died(self, slot: _Slot) -> None:
         """A worker is gone: fail its open requests, start another in its place (unless the server stops)."""
-        with self._lock:
+        with self._lock:  # atomically: what it had, and no more sends to it (see _send_loop)
             lost, slot.open = slot.open, {}
+            for rid in lost:
+                slot.inputs -= slot.sizes.pop(rid, 0)
+            was_ready, code, conn = slot.ready.is_set(), slot.proc.exitcode, slot.conn
+            slot.conn, slot.proc = None, None
+            slot.ready.clear()
         for fut in lost.values():
-            if not fut.done():
-                fut.set_exception(WorkerDied("a model worker process died while running this request; the "
-                                             "workers were restarted"))
-        if slot.conn is not None:
-            slot.conn.close()
-        was_ready, code = slot.ready.is_set(), slot.proc.exitcode
-        slot.conn, slot.proc = None, None
-        slot.ready.clear()
+            _settle(fut, error=WorkerDied("a model worker process died while running this request; the workers "
+                                          "were restarted"))
+        if conn is not None:
+            conn.close()
         if self._stopping:
             return
         if not was_ready:  # it could not load the model: start() says so (no restarting it forever)
