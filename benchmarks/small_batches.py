@@ -1,7 +1,8 @@
 """How fast a model predicts in the small batches a server sees, against one offline call (the serving ceiling).
 
     python benchmarks/small_batches.py [--translator RUN] [--tagger RUN] [--sentences 320] [--threads 1]
-                                       [--out results/benchmarks/small_batches.json]
+                                       [--out results/benchmarks/small_batches.json] [--plot docs/small_batches.png]
+    python benchmarks/small_batches.py --plot-only results/benchmarks/small_batches.json --plot docs/small_batches.png
 
 A server under load from C clients of one sentence each has at most C sentences to batch; with two worker
 processes of one thread each, each has about C/2. This measures, in one process and run (Multi30k test2016
@@ -83,6 +84,42 @@ def step_ms(pred, n: int, reps: int = 30) -> float:
     return 1000 * (time.perf_counter() - t0) / reps
 
 
+def plot(record: dict, path: Path) -> Path:
+    """Sentences/s against the batch size n (mean of the repeats), one panel per model, one offline call dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {"translation": [("grouped_sentences_per_s", "chunks of n (grouped)"),
+                              ("continuous_sentences_per_s", "n in one running search (continuous)")],
+              "pos_tagging": [("sentences_per_s", "chunks of n"),
+                              ("padded_run_sentences_per_s", "chunks of n, padded run forced")]}
+    panels = [t for t in series if t in record]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], panels):
+        rows = record[task]["sizes"]
+        ns = sorted({r["n"] for r in rows})
+        for key, label in series[task]:
+            ys = [sum(r[key] for r in rows if r["n"] == n) / sum(1 for r in rows if r["n"] == n) for n in ns]
+            ax.plot(ns, ys, marker="o", label=label)
+        ax.axhline(record[task]["one_call_sentences_per_s"], linestyle="--", color="grey",
+                   label=f"one call of {record[task]['sentences']} sentences")
+        ax.set_xscale("log", base=2)
+        ticks = [n for i, n in enumerate(ns) if i == 0 or n >= 1.3 * ns[i - 1]]  # 14 and 16: one label
+        ax.set_xticks(ticks, [str(n) for n in ticks])
+        ax.set_xlabel("sentences at once (n)")
+        ax.set_ylabel("sentences / s (1 thread)")
+        ax.set_title(task.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(record.get("machine", ""), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--translator", default="runs/multi30k_de_en_45min")
@@ -93,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=int, default=0, help="print torch.profiler's table for a running search of this "
                    "many translation sentences, then the measurements")
     p.add_argument("--out", default=str(ROOT / "results/benchmarks/small_batches.json"))
+    p.add_argument("--plot", default="", help="also draw the record as a PNG here (sentences/s against n)")
+    p.add_argument("--plot-only", default="", metavar="RECORD", help="only draw --plot from an existing record")
     args = p.parse_args(argv)
+    if args.plot_only:
+        print(f"wrote {plot(json.loads(Path(args.plot_only).read_text()), Path(args.plot or 'small_batches.png'))}")
+        return 0
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
@@ -162,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(portable(record, ROOT), indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
+    if args.plot:
+        print(f"wrote {plot(record, Path(args.plot))}", file=sys.stderr)
     return 0
 
 
