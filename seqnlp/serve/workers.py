@@ -159,8 +159,11 @@ class _Worker:
             stream = self.streams.get(key)
             if stream is None:
                 stream = self.pool.get(key).stream()
-                if stream is None:
-                    raise RuntimeError("this parameter set cannot be decoded continuously")
+                if stream is None:  # the predictor cannot take inputs mid-search (its model has no merge)
+                    self.seconds += time.perf_counter() - t0
+                    for rid, inputs in requests:
+                        self.batch(rid, key, inputs)
+                    return
                 self.streams[key] = stream
             done, failed = stream.add(requests)
         except Exception as e:  # noqa: BLE001

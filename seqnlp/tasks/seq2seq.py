@@ -276,9 +276,10 @@ class DecodeStream:
         from ..search.beam import BeamSearch
 
         self.p, self.search = predictor, search
-        self.beam = BeamSearch(predictor.model, bos=predictor.tgt_tok.bos_id, eos=predictor.tgt_tok.eos_id,
-                               beam_size=search.beam_size, length_penalty=search.length_penalty,
-                               n_best=search.n_best, no_repeat_ngram_size=search.no_repeat_ngram_size)
+        self._new = lambda: BeamSearch(predictor.model, bos=predictor.tgt_tok.bos_id, eos=predictor.tgt_tok.eos_id,
+                                       beam_size=search.beam_size, length_penalty=search.length_penalty,
+                                       n_best=search.n_best, no_repeat_ngram_size=search.no_repeat_ngram_size)
+        self.beam = self._new()
         self._open: dict[Any, tuple[list, int]] = {}  # request -> (its results, inputs still searched)
 
     def __len__(self) -> int:
@@ -354,9 +355,7 @@ class DecodeStream:
         """Give up every request being searched (after a model error); their ids."""
         requests = list(self._open)
         self._open.clear()
-        self.beam = type(self.beam)(self.p.model, bos=self.beam.bos, eos=self.beam.eos, beam_size=self.beam.k,
-                                    length_penalty=self.beam.length_penalty, n_best=self.beam.n_best,
-                                    no_repeat_ngram_size=self.beam.no_repeat_ngram_size)
+        self.beam = self._new()
         return requests
 
 
