@@ -267,12 +267,14 @@ def bench(task: str, model: Path, source: str, args, k: int) -> dict:
     wrong = [f"request {c}/{r}: differs from offline predict" for (c, r), out in res["answers"].items()
              if not same(out, offline[(c * args.requests + r) * k:(c * args.requests + r + 1) * k])]
     b0, b1 = before["batching"], after["batching"]
-    w0, w1 = before.get("workers", {}), after.get("workers", {})
+    # the loops' counters: the worker processes', else the server's own model thread's (continuous batching)
+    w0, w1 = (before.get("workers") or before.get("stream") or {}), (after.get("workers") or after.get("stream") or {})
     calls = max(1, b1["batches"] - b0["batches"])
     steps = w1.get("steps", 0) - w0.get("steps", 0)
     # with worker processes the model time is theirs (batches and continuous-search steps); else the batcher's
-    busy = (w1["model_seconds"] - w0["model_seconds"]) if "model_seconds" in w1 else \
-        (b1["model_seconds"] - b0["model_seconds"])
+    # model thread's plus the continuous search's
+    busy = (w1.get("model_seconds", 0) - w0.get("model_seconds", 0)) + (
+        0 if "workers" in after else b1["model_seconds"] - b0["model_seconds"])
     done = len(res["latencies"])
     sps = done * k / res["wall"]
     out = {
@@ -294,11 +296,11 @@ def bench(task: str, model: Path, source: str, args, k: int) -> dict:
                      "mean_inputs_per_call": (b1["inputs"] - b0["inputs"]) / calls,
                      "largest_call_inputs": b1["largest_batch_inputs"],
                      "model_busy_fraction": busy / res["wall"],
-                     # continuous batching (beam search in worker processes): decoder steps, sentences per step
+                     # continuous batching (beam search): decoder steps, sentences per step
                      "stream_steps": steps,
                      "mean_live_inputs_per_step": (w1["live_input_steps"] - w0["live_input_steps"]) / steps
                      if steps else 0.0,
-                     # from a worker receiving a request to its sending the answer, on average
+                     # from a worker (or the model thread's loop) receiving a request to its answer, on average
                      "ms_in_worker": 1000 * (w1["request_seconds"] - w0["request_seconds"]) /
                      max(1, w1["answered"] - w0["answered"]) if "answered" in w1 else None},
     }
@@ -356,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch-tokens", type=int, default=4096)
     p.add_argument("--max-batch-size", type=int, default=256)
     p.add_argument("--batching", default="continuous",
-                   help="seqnlp serve --batching (with --workers): continuous, grouped, or both as a comma-separated "
+                   help="seqnlp serve --batching: continuous, grouped, or both as a comma-separated "
                         "list, run one after the other (the first gives the record's top level)")
     p.add_argument("--time-limit", type=float, default=120, help="seconds of load per model at most")
     p.add_argument("--out", default=str(ROOT / "results/benchmarks/serve_load.json"))

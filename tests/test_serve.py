@@ -199,22 +199,49 @@ def test_opennmt_route(translation_server):
     assert s.get("/translator/health") == (200, {"status": "ok"})
 
 
-def test_concurrent_requests_are_batched_and_equal_offline(translation_server):
-    s = translation_server
-    reqs = [{"inputs": [SENTS[i % 8]]} for i in range(10)]
-    reqs += [{"inputs": [SENTS[i % 8], SENTS[(i + 3) % 8]]} for i in range(4)]
-    reqs += [{"inputs": [SENTS[i]], "parameters": {"beam_size": 2, "n_best": 1}} for i in range(2)]
-    assert len(reqs) == 16
-    before = s.get("/health")[1]["batching"]
-    outs = concurrently([lambda r=r: s.post("/predict", r) for r in reqs])
-    after = s.get("/health")[1]["batching"]
+CONCURRENT = ([{"inputs": [SENTS[i % 8]]} for i in range(10)] +
+              [{"inputs": [SENTS[i % 8], SENTS[(i + 3) % 8]]} for i in range(4)] +
+              [{"inputs": [SENTS[i]], "parameters": {"beam_size": 2, "n_best": 1}} for i in range(2)] +
+              [{"inputs": [SENTS[i]], "parameters": {"method": "greedy"}} for i in range(3)])
+
+
+def _concurrent_equal_offline(s, run, base: list[str]) -> None:
+    outs = concurrently([lambda r=r: s.post("/predict", r) for r in CONCURRENT])
     assert all(o[0] == 200 for o in outs), outs
-    for r, (_, body) in zip(reqs, outs):
-        ov = ["search.n_best=2"] + (["search.beam_size=2", "search.n_best=1"] if "parameters" in r else [])
-        assert same(body["results"], offline(s.run, r["inputs"], ov)), (r, body)
-    assert after["requests"] - before["requests"] == 16
-    assert after["batches"] - before["batches"] < 16  # grouped: fewer predict calls than requests
-    assert after["largest_batch"] > 1
+    for r, (_, body) in zip(CONCURRENT, outs):
+        ov = {"beam_size": ["search.beam_size=2", "search.n_best=1"], "method": ["search.method=greedy"]}
+        extra = [o for k in r.get("parameters", {}) if k in ov for o in ov[k]]
+        assert same(body["results"], offline(run, r["inputs"], [*base, *extra])), (r, body)
+
+
+def test_concurrent_requests_join_a_running_search_and_equal_offline(translation_server):
+    """Without worker processes beam search requests join a search running in a model thread of the server
+    (continuous batching); greedy requests are grouped by the micro-batcher; every answer equals offline."""
+    s = translation_server
+    before = s.get("/health")[1]
+    _concurrent_equal_offline(s, s.run, ["search.n_best=2"])
+    after = s.get("/health")[1]
+    beam = sum(len(r["inputs"]) for r in CONCURRENT if r.get("parameters", {}).get("method") != "greedy")
+    assert after["stream"]["answered"] - before["stream"]["answered"] == 16  # the beam search requests
+    steps = after["stream"]["steps"] - before["stream"]["steps"]
+    live = after["stream"]["live_input_steps"] - before["stream"]["live_input_steps"]
+    assert steps > 0 and live / steps > 1 and live > beam  # more than one sentence per decoder step
+    assert after["batching"]["requests"] - before["batching"]["requests"] == 3  # the greedy ones
+    assert s.get("/info")[1]["batching"]["continuous"] is True
+
+
+def test_grouped_batching_in_process_groups_beam_search(smoke_runs):
+    """``--batching grouped`` without workers: beam search requests are grouped into fewer predict calls."""
+    run = smoke_runs("translation")
+    pred = load(run, "cpu", threads=1)
+    app = create_app(pred, model=str(run), load=lambda ov: load(run, "cpu", ov, threads=1), max_wait_ms=50,
+                     continuous=False)
+    with InProcessServer(app) as s:
+        _concurrent_equal_offline(s, run, [])
+        status, health = s.get("/health")
+        assert "stream" not in health and health["batching"]["requests"] == len(CONCURRENT)
+        assert health["batching"]["batches"] < len(CONCURRENT) and health["batching"]["largest_batch"] > 1
+        assert s.get("/info")[1]["batching"]["continuous"] is False
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -338,11 +365,12 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(smoke_runs):
         assert "stopped" in s.output
 
 
-def test_sigterm_finishes_a_continuously_batched_request_in_flight(smoke_runs):
-    """SIGTERM while a beam search request runs in a worker's continuous search: it is answered in full, then the
-    server and its worker exit."""
+@pytest.mark.parametrize("where", [[], ["--workers", "1"]], ids=["model thread", "worker process"])
+def test_sigterm_finishes_a_continuously_batched_request_in_flight(smoke_runs, where):
+    """SIGTERM while a beam search request runs in a continuous search (in the server's model thread, or in a
+    worker process): it is answered in full, then the server (and its worker) exit."""
     run = smoke_runs("translation")
-    with ServeProcess(run, "--workers", "1") as s:
+    with ServeProcess(run, *where) as s:
         req = {"inputs": [" ".join(SENTS)] * 120, "parameters": {"beam_size": 32}}
         slow = concurrently([lambda: s.post("/predict", req, timeout=240), lambda: _terminate_when_busy(s)],
                             timeout=300)
@@ -356,7 +384,8 @@ def _terminate_when_busy(s: ServeProcess) -> bool:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         status, body = s.get("/health", timeout=10)
-        if status == 200 and (body["batching"]["running"] or body.get("workers", {}).get("requests_open")):
+        if status == 200 and (body["batching"]["running"] or body.get("workers", {}).get("requests_open") or
+                              body.get("stream", {}).get("requests_open")):
             s.terminate()
             return True
         time.sleep(0.05)
@@ -408,3 +437,32 @@ def test_grouped_batching_with_workers_serves_like_offline(smoke_runs):
         status, info = s.get("/info")
         assert info["batching"]["continuous"] is False
         assert s.stop() == 0, s.output
+
+
+def test_a_failed_model_loop_fails_its_requests_once_and_starts_again(smoke_runs, monkeypatch):
+    """The in-process continuous batching loop failing itself (not a request): its open requests fail with
+    WorkerDied (the app retries those once), a new loop starts, and the next request is answered as offline."""
+    from seqnlp.serve.loop import ThreadWorker, WorkerDied, WorkerLoop
+    from seqnlp.serve.models import PredictorPool
+
+    run = smoke_runs("translation")
+    real, calls = WorkerLoop.step, []
+
+    def flaky(self):
+        if not calls and len(self.streams):
+            calls.append(1)
+            raise RuntimeError("a bug in the loop")
+        return real(self)
+
+    monkeypatch.setattr(WorkerLoop, "step", flaky)
+    worker = ThreadWorker(PredictorPool(load(run, "cpu", threads=1)))
+    worker.start()
+    try:
+        with pytest.raises(WorkerDied):
+            worker.submit((), [SENTS[0]], stream=True).result(60)
+        assert worker.restarts == 1 and calls == [1]
+        got = worker.submit((), [SENTS[0], SENTS[1]], stream=True).result(60)
+        assert same(got, offline(run, SENTS[:2]))
+        assert worker.counters()["requests_open"] == 0 and worker.counters()["answered"] == 1
+    finally:
+        worker.stop()

@@ -6,7 +6,8 @@
 Routes: ``POST /predict`` (``{"inputs": [...], "parameters": {...}}`` -> ``{"results": [...], "truncated":
 [...]}``), ``GET /health``, ``GET /info``, ``GET /`` (a page to try the model) and, for translation models,
 OpenNMT-py's ``POST /translator/translate`` (see :mod:`seqnlp.serve.app`). Concurrent requests are grouped into
-one batched ``predict`` call (:mod:`seqnlp.serve.batcher`); ``parameters`` map to the stored run config's
+one batched ``predict`` call (:mod:`seqnlp.serve.batcher`), beam search requests join a running search
+(:mod:`seqnlp.serve.loop`); ``parameters`` map to the stored run config's
 ``search.*`` / ``sample.*`` keys (:mod:`seqnlp.serve.params`). SIGTERM or Ctrl-C stops the server after the
 requests in flight have been answered (up to ``--graceful-timeout`` seconds); the exit status is then 0.
 """
@@ -70,11 +71,12 @@ def parser() -> argparse.ArgumentParser:
                         "decodes two batches at once, one core each, without the web server and the model "
                         "sharing one interpreter lock; every worker holds its own copy of the model")
     b.add_argument("--batching", choices=["continuous", "grouped"], default="continuous",
-                   help="with --workers, how beam search (translation, dialogue) batches requests: continuous "
-                        "(default: a request joins the worker's running search at its next decoder step and is "
-                        "answered as soon as its sentences are done) or grouped (requests wait up to --max-wait-ms "
-                        "to be grouped into one search, which ends when its longest sentence does). Other tasks "
-                        "and search methods are always grouped")
+                   help="how beam search (translation, dialogue) batches requests: continuous (default: a "
+                        "request joins the running search -- a worker's, or without --workers one in a model "
+                        "thread of the server -- at its next decoder step and is answered as soon as its "
+                        "sentences are done) or grouped (requests wait up to --max-wait-ms to be grouped into one "
+                        "search, which ends when its longest sentence does). Other tasks and search methods are "
+                        "always grouped")
     b.add_argument("--keep-freed-memory", action="store_true",
                    help="keep the heap's freed pages after each batch (default: glibc's malloc_trim hands them back, "
                         "so that the resident size follows the live memory instead of the largest batches)")

@@ -36,9 +36,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..config import ConfigError
 from ..data.errors import DataError
 from .batcher import MicroBatcher
+from .loop import ThreadWorker, WorkerDied
 from .models import Limits, ParameterError, PredictorPool, describe, truncate
 from .params import PARAMS, OpenNMTItem, request_model
-from .workers import WorkerDied
 
 __all__ = ["ApiError", "create_app"]
 
@@ -132,18 +132,23 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     ``parameters`` are refused); ``model``: what ``/info`` calls the model (its path or Hub id);
     ``on_ready()`` is called once the app has started (the command line prints the address); ``workers``: a
     :class:`~seqnlp.serve.workers.ProcessWorkers` that runs the batches in model processes (started with the
-    app, stopped after it), else the model runs in a thread of this process; ``continuous``: with workers, beam
-    search requests join a worker's running search (:meth:`PredictorPool.streams
-    <seqnlp.serve.models.PredictorPool.streams>`) instead of being grouped by the micro-batcher."""
+    app, stopped after it), else the model runs in threads of this process; ``continuous``: beam search requests
+    join a running search (:meth:`PredictorPool.streams <seqnlp.serve.models.PredictorPool.streams>`) instead of
+    being grouped by the micro-batcher: a worker process's, or without workers one in a thread of this process
+    (:class:`~seqnlp.serve.loop.ThreadWorker`)."""
     limits = limits or Limits()
     pool = PredictorPool(predictor, load, max_param_sets, limits, trim_memory)
     task = pool.task
     batcher = MicroBatcher(workers.predict if workers else pool.predict, max_batch_tokens=max_batch_tokens,
                            max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, solo=pool.solo,
                            workers=workers.n if workers else 1)
+    # where beam search requests join a running search (continuous batching): the workers, else a model thread
+    streamer = None
+    if continuous and pool.can_stream():
+        streamer = workers or ThreadWorker(pool, max_batch_size, trim_memory)
     batching = {"max_batch_tokens": max_batch_tokens, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms,
                 "worker_processes": workers.n if workers else 0,
-                "continuous": bool(workers) and continuous and pool.streams(())}
+                "continuous": streamer is not None and pool.streams(())}
     Req = request_model(task)
     what = '{"inputs": [...], "parameters": {...}}'
     Onmt = TypeAdapter(Annotated[list[OpenNMTItem], Field(min_length=1)])
@@ -153,6 +158,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     async def lifespan(app: FastAPI):
         if workers:
             await asyncio.get_running_loop().run_in_executor(None, workers.start)  # each has loaded the model
+        elif streamer is not None:
+            streamer.start()
         await batcher.start()
         if on_ready is not None:
             on_ready()
@@ -160,8 +167,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
             yield
         finally:
             await batcher.stop()  # in-flight requests have finished: uvicorn waits for them before this
-            if workers:
-                workers.stop()
+            if workers or streamer is not None:
+                (workers or streamer).stop()
 
     app = FastAPI(title=f"seqnlp {task}", description=__doc__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
@@ -190,12 +197,12 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
         return _error(500, f"internal error ({type(e).__name__}); the server log has the details")
 
     async def submit(key: tuple[str, ...], inputs: list) -> list[dict]:
-        if not (workers and continuous and pool.streams(key)):
+        if streamer is None or not pool.streams(key):
             return await batcher.submit(key, inputs)
-        try:  # continuous batching in a worker process: joined to its running search at the next step
-            return await asyncio.wrap_future(workers.submit(key, inputs, stream=True))
+        try:  # continuous batching: joined to a running search at its next step
+            return await asyncio.wrap_future(streamer.submit(key, inputs, stream=True))
         except WorkerDied:  # its worker was killed: once more, in another one
-            return await asyncio.wrap_future(workers.submit(key, inputs, stream=True))
+            return await asyncio.wrap_future(streamer.submit(key, inputs, stream=True))
 
     async def run(key: tuple[str, ...], inputs: list) -> list[dict]:
         try:
@@ -249,6 +256,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
                                **workers.counters()}
         else:
             body["param_sets_loaded"] = pool.cached()
+            if streamer is not None:  # continuous batching in a thread of this process
+                body["stream"] = streamer.counters()
         return JSONResponse(body)
 
     info_cache: dict = {}

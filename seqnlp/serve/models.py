@@ -122,11 +122,14 @@ class PredictorPool:
             return self._method(key) == "sample"  # one generator per call
         return False
 
+    def can_stream(self) -> bool:
+        """Whether the model can take inputs into a running search (translation and dialogue models)."""
+        return self.task in ("translation", "dialogue") and hasattr(self.base, "stream")
+
     def streams(self, key: tuple[str, ...]) -> bool:
-        """Whether requests of ``key`` join a worker's running search instead of waiting for a batch (continuous
-        batching, :mod:`seqnlp.serve.workers`): beam search of translation and dialogue models."""
-        return self.task in ("translation", "dialogue") and hasattr(self.base, "stream") and \
-            self._method(key) == "beam"
+        """Whether requests of ``key`` join a running search instead of waiting for a batch (continuous batching,
+        :mod:`seqnlp.serve.loop`): beam search of translation and dialogue models."""
+        return self.can_stream() and self._method(key) == "beam"
 
     def _method(self, key: tuple[str, ...]) -> str:
         """The search method of a seq2seq parameter set."""

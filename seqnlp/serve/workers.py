@@ -6,16 +6,9 @@ and measured under load the server used about 1.1-1.5 of 2 cores however many mo
 processes have a lock each: the server process parses requests, and each request runs in a worker (``--workers
 2 --threads 1`` on two cores: two workers decode at once, one core each).
 
-A worker is sent two kinds of work over its pipe:
-
-* **batches** (``predict``): a micro-batch of requests grouped by :mod:`seqnlp.serve.batcher`, run as one
-  ``predict`` call (every task; greedy search and sampling);
-* **streamed requests** (``submit(..., stream=True)``; translation and dialogue under beam search, see
-  :meth:`PredictorPool.streams <seqnlp.serve.models.PredictorPool.streams>`): continuous batching. The worker
-  keeps one running beam search (:class:`~seqnlp.tasks.seq2seq.DecodeStream`) and, between two decoder steps,
-  joins every request that has come in since (encoded together) and answers every request whose sentences
-  are done. A sentence no longer waits for the batch it came with to finish, nor the next batch for the
-  longest sentence of the last one: the search runs with as many sentences as clients are waiting for.
+A worker runs :class:`~seqnlp.serve.loop.WorkerLoop` on its end of a pipe: micro-batches (``predict``) run at
+once, beam search requests (``submit(..., stream=True)``) join its running search (continuous batching; see
+:mod:`seqnlp.serve.loop`).
 
 Requests go to the worker with the fewest sentences in progress. Each worker has a sender thread (the server
 never blocks on a full pipe) and one reader thread reads every worker's answers and notices a worker that
@@ -35,23 +28,19 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import pickle
 import queue
 import signal
 import threading
 import time
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from .loop import COUNTERS0, WorkerDied, WorkerLoop, settle, summed_counters
 from .models import Limits, PredictorPool
 
 __all__ = ["ProcessWorkers", "WorkerDied", "WorkerSpec"]
-
-
-class WorkerDied(RuntimeError):
-    """The worker process running a request died (its requests can be tried again in another one)."""
 
 
 @dataclass(frozen=True)
@@ -71,127 +60,15 @@ class WorkerSpec:
 
 
 # ---------------------------------------------------------------------------------------------- worker side
-def _portable(e: BaseException) -> BaseException:
-    """``e`` if it survives the pipe to the server (pickled, then rebuilt there as ``type(e)(*e.args)``), else a
-    RuntimeError with its message."""
-    try:
-        pickle.dumps(e)
-        type(e)(*e.args)
-        return e
-    except Exception:  # noqa: BLE001  (an exception class whose constructor its args do not fit)
-        return RuntimeError(f"{type(e).__name__}: {e}")
+def _pool(spec: WorkerSpec) -> PredictorPool:
+    """The worker's predictors: the checkpoint loaded as the server loaded it, and those of parameter sets."""
+    from ..runner import load
 
+    def load_set(extra: list[str]):
+        return load(spec.model, spec.device, [*spec.overrides, *extra], precision=spec.precision,
+                    threads=spec.threads)
 
-class _Worker:
-    """A worker process's loop: batches run at once, streamed requests join the running search of their key."""
-
-    TRIM_EVERY = 1.0  # seconds between two malloc_trim calls while searches run
-
-    def __init__(self, spec: WorkerSpec, conn: Connection):
-        from ..runner import load
-
-        def load_set(extra: list[str]):
-            return load(spec.model, spec.device, [*spec.overrides, *extra], precision=spec.precision,
-                        threads=spec.threads)
-
-        self.spec, self.conn = spec, conn
-        self.pool = PredictorPool(load_set([]), load_set, spec.max_sets, spec.limits, trim_memory=False)
-        self.streams: dict[tuple[str, ...], Any] = {}
-        # counters sent with every answer: steps, sentences summed over steps, seconds in predict / step
-        self.steps = self.live_sum = self.answered = 0
-        self.seconds = self.request_seconds = 0.0
-        self.received: dict[int, float] = {}  # request -> when it came in
-        self.trimmed = time.monotonic()
-
-    def live(self) -> int:
-        return sum(len(s) for s in self.streams.values())
-
-    def send(self, rid: int, ok: bool, payload: Any) -> None:
-        self.answered += 1
-        self.request_seconds += time.perf_counter() - self.received.pop(rid, time.perf_counter())
-        self.conn.send((rid, ok, payload if ok else _portable(payload),
-                        (self.steps, self.live_sum, self.seconds, self.answered, self.request_seconds)))
-
-    def run(self) -> None:
-        while True:
-            msgs = []
-            if self.live() < self.spec.max_live:
-                if not self.live():
-                    msgs.append(self.conn.recv())  # idle: wait for work
-                while self.conn.poll(0) and len(msgs) < self.spec.max_live:
-                    msgs.append(self.conn.recv())
-            if any(m is None for m in msgs):
-                return  # the server stops us (after answering what it waited for)
-            joining: dict[tuple[str, ...], list] = {}
-            now = time.perf_counter()
-            for rid, stream, key, inputs in msgs:
-                self.received[rid] = now
-                if stream:
-                    joining.setdefault(key, []).append((rid, inputs))
-                else:
-                    self.batch(rid, key, inputs)
-            for key, requests in joining.items():
-                self.join(key, requests)
-            self.step()
-            if self.spec.trim_memory and (not self.live() or time.monotonic() - self.trimmed > self.TRIM_EVERY):
-                from ..train.device import release_freed_memory
-
-                # the heap's free pages back to the system: when idle, and every second of a search that never
-                # stops under load (its tensors change size every step; the heap kept growing: +14% in 5,000
-                # 8-sentence requests)
-                release_freed_memory()
-                self.trimmed = time.monotonic()
-
-    def batch(self, rid: int, key: tuple[str, ...], inputs: list) -> None:
-        t0 = time.perf_counter()
-        try:
-            out = self.pool.get(key).predict(inputs, progress=False)
-        except Exception as e:  # noqa: BLE001  (the server maps it to an HTTP status)
-            self.seconds += time.perf_counter() - t0
-            self.send(rid, False, e)
-            return
-        self.seconds += time.perf_counter() - t0
-        self.send(rid, True, out)
-
-    def join(self, key: tuple[str, ...], requests: list) -> None:
-        t0 = time.perf_counter()
-        try:
-            stream = self.streams.get(key)
-            if stream is None:
-                stream = self.pool.get(key).stream()
-                if stream is None:  # the predictor cannot take inputs mid-search (its model has no merge)
-                    self.seconds += time.perf_counter() - t0
-                    for rid, inputs in requests:
-                        self.batch(rid, key, inputs)
-                    return
-                self.streams[key] = stream
-            done, failed = stream.add(requests)
-        except Exception as e:  # noqa: BLE001
-            done, failed = [], [(rid, e) for rid, _ in requests]
-        self.seconds += time.perf_counter() - t0
-        for rid, results in done:
-            self.send(rid, True, results)
-        for rid, e in failed:
-            self.send(rid, False, e)
-
-    def step(self) -> None:
-        for key, stream in list(self.streams.items()):
-            if not len(stream):
-                del self.streams[key]
-                continue
-            t0 = time.perf_counter()
-            self.steps += 1
-            self.live_sum += len(stream)
-            try:
-                done = stream.step()
-            except Exception as e:  # noqa: BLE001  (a model error fails the requests of this search only)
-                self.seconds += time.perf_counter() - t0
-                for rid in stream.drop():
-                    self.send(rid, False, e)
-                continue
-            self.seconds += time.perf_counter() - t0
-            for rid, results in done:
-                self.send(rid, True, results)
+    return PredictorPool(load_set([]), load_set, spec.max_sets, spec.limits, trim_memory=False)
 
 
 def _main(spec: WorkerSpec, conn: Connection) -> None:
@@ -199,7 +76,7 @@ def _main(spec: WorkerSpec, conn: Connection) -> None:
     workers itself, after the requests in flight), load the model, say so, then serve until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        worker = _Worker(spec, conn)
+        worker = WorkerLoop(_pool(spec), conn, spec.max_live, spec.trim_memory)
     except BaseException as e:  # noqa: BLE001  (said to the server, which refuses to start)
         conn.send(("failed", f"{type(e).__name__}: {e}"))
         raise
@@ -211,14 +88,6 @@ def _main(spec: WorkerSpec, conn: Connection) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- server side
-def _settle(fut: Future, result: Any = None, error: BaseException | None = None) -> None:
-    """Answer ``fut`` unless it already is (two threads may both try: the reader and a failed send)."""
-    try:
-        fut.set_exception(error) if error is not None else fut.set_result(result)
-    except InvalidStateError:
-        pass
-
-
 class _Slot:
     """One worker process and what it has been sent: its pipe, its sender thread's queue, its open requests."""
 
@@ -232,7 +101,7 @@ class _Slot:
         self.queued = 0  # in the outbox, not sent yet
         self.sizes: dict[int, int] = {}  # inputs of each request queued or open
         self.inputs = 0  # their sum: what routing balances
-        self.counters = (0, 0, 0.0, 0, 0.0)
+        self.counters: tuple = COUNTERS0
         self.failed = ""
 
 
@@ -304,23 +173,16 @@ class ProcessWorkers:
             for slot in self._slots:
                 slot.open.clear()
         for fut in lost:
-            _settle(fut, error=RuntimeError("the server is shutting down"))
+            settle(fut, error=RuntimeError("the server is shutting down"))
 
     def pids(self) -> list[int]:
         return sorted(s.proc.pid for s in self._slots if s.proc is not None and s.proc.is_alive())
 
     def counters(self) -> dict:
-        """The workers' summed counters: decoder steps of the continuous searches, sentences per step on average,
-        and the seconds spent in the model (batches and steps)."""
-        steps = sum(s.counters[0] for s in self._slots)
-        live = sum(s.counters[1] for s in self._slots)
+        """The workers' counters summed (:func:`~seqnlp.serve.loop.summed_counters`)."""
         with self._lock:
             waiting = sum(len(s.open) + s.queued for s in self._slots)
-        answered = sum(s.counters[3] for s in self._slots)
-        return {"steps": steps, "mean_live_inputs": round(live / steps, 2) if steps else 0.0,
-                "answered": answered, "request_seconds": round(sum(s.counters[4] for s in self._slots), 3),
-                "live_input_steps": live, "model_seconds": round(sum(s.counters[2] for s in self._slots), 3),
-                "requests_open": waiting}
+        return summed_counters([s.counters for s in self._slots], waiting)
 
     # ------------------------------------------------------------------------------------------ requests
     def submit(self, key: tuple[str, ...], inputs: list, stream: bool = False) -> Future:
@@ -368,7 +230,7 @@ class ProcessWorkers:
                 slot.ready.wait(0.5)
             if conn is None:
                 why = slot.failed or "the server is shutting down"
-                _settle(fut, error=WorkerDied(f"a model worker process could not be started ({why})"))
+                settle(fut, error=WorkerDied(f"a model worker process could not be started ({why})"))
                 continue
             try:
                 conn.send(msg)
@@ -416,7 +278,7 @@ class ProcessWorkers:
                     fut = slot.open.pop(rid, None)
                     slot.inputs -= slot.sizes.pop(rid, 0)
                 if fut is not None:
-                    _settle(fut, payload) if ok else _settle(fut, error=payload)
+                    settle(fut, payload) if ok else settle(fut, error=payload)
         except (EOFError, OSError):  # its end is closed: the sentinel says it died
             pass
 
@@ -430,7 +292,7 @@ class ProcessWorkers:
             slot.conn, slot.proc = None, None
             slot.ready.clear()
         for fut in lost.values():
-            _settle(fut, error=WorkerDied("a model worker process died while running this request; the workers "
+            settle(fut, error=WorkerDied("a model worker process died while running this request; the workers "
                                           "were restarted"))
         if conn is not None:
             conn.close()
