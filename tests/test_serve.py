@@ -159,7 +159,7 @@ def test_help_and_bad_options_exit_with_the_usage_status(capsys, tmp_path, monke
 def translation_server(smoke_runs):
     run = smoke_runs("translation")
     with ServeProcess(run, "--max-wait-ms", "50", "--max-input-chars", "300", "--max-inputs", "50",
-                      "--max-body-bytes", "200000", "search.n_best=2") as s:
+                      "--max-body-bytes", "200000", "--batching", "continuous", "search.n_best=2") as s:
         s.run = run
         yield s
         assert s.proc.poll() is None, f"the server died:\n{s.output}"
@@ -215,8 +215,8 @@ def _concurrent_equal_offline(s, run, base: list[str]) -> None:
 
 
 def test_concurrent_requests_join_a_running_search_and_equal_offline(translation_server):
-    """Without worker processes beam search requests join a search running in a model thread of the server
-    (continuous batching); greedy requests are grouped by the micro-batcher; every answer equals offline."""
+    """``--batching continuous`` without worker processes: beam search requests join a search running in a model
+    thread of the server; greedy requests are grouped by the micro-batcher; every answer equals offline."""
     s = translation_server
     before = s.get("/health")[1]
     _concurrent_equal_offline(s, s.run, ["search.n_best=2"])
@@ -230,13 +230,11 @@ def test_concurrent_requests_join_a_running_search_and_equal_offline(translation
     assert s.get("/info")[1]["batching"]["continuous"] is True
 
 
-def test_grouped_batching_in_process_groups_beam_search(smoke_runs):
-    """``--batching grouped`` without workers: beam search requests are grouped into fewer predict calls."""
+def test_without_workers_beam_search_is_grouped_by_default(smoke_runs):
+    """``--batching auto`` (the default) without workers: beam search requests are grouped into fewer predict
+    calls (continuous batching only with ``--batching continuous``)."""
     run = smoke_runs("translation")
-    pred = load(run, "cpu", threads=1)
-    app = create_app(pred, model=str(run), load=lambda ov: load(run, "cpu", ov, threads=1), max_wait_ms=50,
-                     continuous=False)
-    with InProcessServer(app) as s:
+    with ServeProcess(run, "--max-wait-ms", "50") as s:
         _concurrent_equal_offline(s, run, [])
         status, health = s.get("/health")
         assert "stream" not in health and health["batching"]["requests"] == len(CONCURRENT)
@@ -365,7 +363,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(smoke_runs):
         assert "stopped" in s.output
 
 
-@pytest.mark.parametrize("where", [[], ["--workers", "1"]], ids=["model thread", "worker process"])
+@pytest.mark.parametrize("where", [["--batching", "continuous"], ["--workers", "1"]],
+                         ids=["model thread", "worker process"])
 def test_sigterm_finishes_a_continuously_batched_request_in_flight(smoke_runs, where):
     """SIGTERM while a beam search request runs in a continuous search (in the server's model thread, or in a
     worker process): it is answered in full, then the server (and its worker) exit."""

@@ -70,13 +70,15 @@ def parser() -> argparse.ArgumentParser:
                         "the model runs in a thread of the server process). On a small CPU, --workers 2 --threads 1 "
                         "decodes two batches at once, one core each, without the web server and the model "
                         "sharing one interpreter lock; every worker holds its own copy of the model")
-    b.add_argument("--batching", choices=["continuous", "grouped"], default="continuous",
-                   help="how beam search (translation, dialogue) batches requests: continuous (default: a "
-                        "request joins the running search -- a worker's, or without --workers one in a model "
-                        "thread of the server -- at its next decoder step and is answered as soon as its "
-                        "sentences are done) or grouped (requests wait up to --max-wait-ms to be grouped into one "
-                        "search, which ends when its longest sentence does). Other tasks and search methods are "
-                        "always grouped")
+    b.add_argument("--batching", choices=["auto", "continuous", "grouped"], default="auto",
+                   help="how beam search (translation, dialogue) batches requests: continuous (a request joins "
+                        "the running search -- a worker's, or without --workers one in a model thread of the "
+                        "server -- at its next decoder step and is answered as soon as its sentences are done), "
+                        "grouped (requests wait up to --max-wait-ms to be grouped into one search, which ends when "
+                        "its longest sentence does) or auto (default): continuous with --workers, grouped without "
+                        "(in one process the search's per-step Python shares the interpreter lock with the web "
+                        "server, and continuous batching served fewer sentences/s there: docs/results.md). Other "
+                        "tasks and search methods are always grouped")
     b.add_argument("--keep-freed-memory", action="store_true",
                    help="keep the heap's freed pages after each batch (default: glibc's malloc_trim hands them back, "
                         "so that the resident size follows the live memory instead of the largest batches)")
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(pred, model=args.model, load=load_set, limits=limits, max_batch_tokens=args.max_batch_tokens,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                      max_param_sets=args.max_param_sets, workers=workers, trim_memory=not args.keep_freed_memory,
-                     continuous=args.batching == "continuous",
+                     continuous=None if args.batching == "auto" else args.batching == "continuous",
                      on_ready=ready)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, lifespan="on",
                             timeout_graceful_shutdown=args.graceful_timeout or None)

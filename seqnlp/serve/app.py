@@ -124,7 +124,7 @@ async def _read(request: Request, limits: Limits) -> bytes:
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
                max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
-               max_param_sets: int = 4, workers=None, trim_memory: bool = True, continuous: bool = True,
+               max_param_sets: int = 4, workers=None, trim_memory: bool = True, continuous: bool | None = None,
                on_ready=None) -> FastAPI:
     """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
 
@@ -135,7 +135,7 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     app, stopped after it), else the model runs in threads of this process; ``continuous``: beam search requests
     join a running search (:meth:`PredictorPool.streams <seqnlp.serve.models.PredictorPool.streams>`) instead of
     being grouped by the micro-batcher: a worker process's, or without workers one in a thread of this process
-    (:class:`~seqnlp.serve.loop.ThreadWorker`)."""
+    (:class:`~seqnlp.serve.loop.ThreadWorker`); None (``--batching auto``): continuous with workers only."""
     limits = limits or Limits()
     pool = PredictorPool(predictor, load, max_param_sets, limits, trim_memory)
     task = pool.task
@@ -144,7 +144,7 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
                            workers=workers.n if workers else 1)
     # where beam search requests join a running search (continuous batching): the workers, else a model thread
     streamer = None
-    if continuous and pool.can_stream():
+    if (workers is not None if continuous is None else continuous) and pool.can_stream():
         streamer = workers or ThreadWorker(pool, max_batch_size, trim_memory)
     batching = {"max_batch_tokens": max_batch_tokens, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms,
                 "worker_processes": workers.n if workers else 0,
