@@ -335,7 +335,7 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=32)
@@ -362,6 +362,21 @@ def main(argv: list[str] | None = None) -> int:
                         "list, run one after the other (the first gives the record's top level)")
     p.add_argument("--time-limit", type=float, default=120, help="seconds of load per model at most")
     p.add_argument("--out", default=str(ROOT / "results/benchmarks/serve_load.json"))
+    return p
+
+
+def pick_model(task: str, given: str, tmp: Path) -> tuple[Path, str]:
+    """The model of ``task``: the given one, else the newest trained one under runs/, else a smoke model."""
+    if given:
+        return Path(given), "given"
+    if (found := find_model(task)) is not None:
+        return found, "runs/"
+    print(f"{task}: no trained model under runs/: training recipes/configs/{task}/smoke.yaml", file=sys.stderr)
+    return smoke_model(task, tmp / task), "smoke config"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -373,14 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in [t for t in args.tasks.split(",") if t]:
-            if given.get(task):
-                model, source = Path(given[task]), "given"
-            elif (found := find_model(task)) is not None:
-                model, source = found, "runs/"
-            else:
-                print(f"{task}: no trained model under runs/: training recipes/configs/{task}/smoke.yaml",
-                      file=sys.stderr)
-                model, source = smoke_model(task, Path(tmp) / task), "smoke config"
+            model, source = pick_model(task, given.get(task, ""), Path(tmp))
             print(f"{task}: {model} ({source})", file=sys.stderr)
             for k in sizes:
                 for mode in modes:  # side by side: one batching after the other on the same model and sentences

@@ -84,20 +84,48 @@ def step_ms(pred, n: int, reps: int = 30) -> float:
     return 1000 * (time.perf_counter() - t0) / reps
 
 
-def plot(record: dict, path: Path) -> Path:
-    """Sentences/s against the batch size n (mean of the repeats), one panel per model, one offline call dashed."""
+def panels(n: int):
+    """A figure of ``n`` panels side by side and its axes (matplotlib without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 3.8), squeeze=False)
+    return fig, axes[0]
+
+
+def log2_axis(ax, xs: list[int], xlabel: str, ylabel: str, title: str, legend_size: int = 8) -> None:
+    """A panel with ``xs`` on a log-2 axis (labels not crowded), its labels, a grid and the legend."""
+    ax.set_xscale("log", base=2)
+    ticks = [n for i, n in enumerate(xs) if i == 0 or n >= 1.3 * xs[i - 1]]  # 14 and 16: one label
+    ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size, loc="best")
+
+
+def save(fig, path: Path, machine: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(machine, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot(record: dict, path: Path) -> Path:
+    """Sentences/s against the batch size n (mean of the repeats), one panel per model, one offline call dashed."""
     series = {"translation": [("grouped_sentences_per_s", "chunks of n (grouped)"),
                               ("continuous_sentences_per_s", "n in one running search (continuous)")],
               "pos_tagging": [("sentences_per_s", "chunks of n"),
                               ("padded_run_sentences_per_s", "chunks of n, padded run forced")]}
-    panels = [t for t in series if t in record]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], panels):
+    tasks = [t for t in series if t in record]
+    fig, axes = panels(len(tasks))
+    for ax, task in zip(axes, tasks):
         rows = record[task]["sizes"]
         ns = sorted({r["n"] for r in rows})
         for key, label in series[task]:
@@ -105,19 +133,8 @@ def plot(record: dict, path: Path) -> Path:
             ax.plot(ns, ys, marker="o", label=label)
         ax.axhline(record[task]["one_call_sentences_per_s"], linestyle="--", color="grey",
                    label=f"one call of {record[task]['sentences']} sentences")
-        ax.set_xscale("log", base=2)
-        ticks = [n for i, n in enumerate(ns) if i == 0 or n >= 1.3 * ns[i - 1]]  # 14 and 16: one label
-        ax.set_xticks(ticks, [str(n) for n in ticks])
-        ax.set_xlabel("sentences at once (n)")
-        ax.set_ylabel("sentences / s (1 thread)")
-        ax.set_title(task.replace("_", " "))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(record.get("machine", ""), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        log2_axis(ax, ns, "sentences at once (n)", "sentences / s (1 thread)", task.replace("_", " "))
+    return save(fig, path, record.get("machine", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,14 +216,19 @@ def main(argv: list[str] | None = None) -> int:
         record["pos_tagging"] = {"model": args.tagger, "sentences": len(sents), "one_call_sentences_per_s":
                                  round(full, 1), "sizes": rows}
     record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    write(record, Path(args.out), plot, args.plot)
+    return 0
+
+
+def write(record: dict, out: Path, draw, picture: str = "") -> None:
+    """Write the JSON record (paths inside the repository relative to it) and, with ``picture``, its plot."""
     from seqnlp.train.rundir import portable
 
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(portable(record, ROOT), indent=1) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
-    if args.plot:
-        print(f"wrote {plot(record, Path(args.plot))}", file=sys.stderr)
-    return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(portable(record, ROOT), indent=1) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    if picture:
+        print(f"wrote {draw(record, Path(picture))}", file=sys.stderr)
 
 
 if __name__ == "__main__":
