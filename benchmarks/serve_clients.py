@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_load  # noqa: E402  (benchmarks/serve_load.py: the measurement itself)
 
 KEEP = ("clients", "requests_done", "sentences_per_s", "offline_sentences_per_s", "throughput_ratio", "p50_ms",
-        "p99_ms", "errors", "rss_growth", "wall_seconds")
+        "p99_ms", "errors", "rss_growth", "wall_seconds", "cpu_cores_used", "server_process_cpu_ms_per_request")
 
 
 def plot(record: dict, path: Path) -> Path:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in counts:
                 args.clients = n
                 r = serve_load.bench(task, model, source, args, args.sentences_per_request)
-                points.append({key: r[key] for key in KEEP})
+                points.append({key: r[key] for key in KEEP if key in r})
                 print(f"{task} {n:>4} clients: {r['sentences_per_s']:7.1f} sentences/s, offline "
                       f"{r['offline_sentences_per_s']:7.1f}, ratio {r['throughput_ratio']:.2f}, p50 "
                       f"{r['p50_ms']:.0f} ms, errors {r['errors']}", file=sys.stderr)

@@ -91,10 +91,10 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of process ``pid`` and its descendants (all their threads)."""
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU time so far of process ``pid`` and (``descendants``) its descendants (all threads)."""
     total = 0.0
-    for p in tree(pid):
+    for p in tree(pid) if descendants else [pid]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
@@ -125,7 +125,7 @@ class Server:
         if threads:
             cmd += ["--threads", str(threads)]
         cmd += ["--workers", str(args.workers)] + (["--keep-freed-memory"] if args.keep_freed_memory else [])
-        cmd += ["--batching", args.batching]
+        cmd += ["--batching", args.batching, "--http", args.http, "--loop", args.loop]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.port = 0
@@ -255,9 +255,10 @@ def bench(task: str, model: Path, source: str, args, k: int) -> dict:
             await load(server.port, [b[:3] for b in batches], time.monotonic() + 60)
             before = await get_json(server.port, "/health")
             rss0 = rss_mb(server.proc.pid)
-            cpu0 = (cpu_seconds(server.proc.pid), time.process_time())
+            cpu0 = (cpu_seconds(server.proc.pid), time.process_time(), cpu_seconds(server.proc.pid, descendants=False))
             res = await load(server.port, batches, time.monotonic() + args.time_limit)
-            res["cpu"] = (cpu_seconds(server.proc.pid) - cpu0[0], time.process_time() - cpu0[1])
+            res["cpu"] = (cpu_seconds(server.proc.pid) - cpu0[0], time.process_time() - cpu0[1],
+                          cpu_seconds(server.proc.pid, descendants=False) - cpu0[2])
             after = await get_json(server.port, "/health")
             return res, before, after, rss0, rss_mb(server.proc.pid)
 
@@ -289,9 +290,12 @@ def bench(task: str, model: Path, source: str, args, k: int) -> dict:
         "mismatches": len(wrong), "mismatch_examples": wrong[:5],
         "rss_mb_before": rss0, "rss_mb_after": rss1, "rss_growth": rss1 / rss0 - 1,
         "server_exit_status": code,
-        # where the 2 cores went during the load: the server process (event loop + model thread) and this
-        # process (the 32 clients), in CPU seconds per wall second
-        "cpu_cores_used": {"server": res["cpu"][0] / res["wall"], "clients": res["cpu"][1] / res["wall"]},
+        # where the 2 cores went during the load: the server (its process and its model worker processes), its
+        # process alone (event loop, and the model thread without workers), this process (the clients), in CPU
+        # seconds per wall second; and the web process's CPU per request
+        "cpu_cores_used": {"server": res["cpu"][0] / res["wall"], "clients": res["cpu"][1] / res["wall"],
+                           "server_process": res["cpu"][2] / res["wall"]},
+        "server_process_cpu_ms_per_request": 1000 * res["cpu"][2] / max(1, done),
         "batching": {"predict_calls": calls, "mean_requests_per_call": (b1["requests"] - b0["requests"]) / calls,
                      "mean_inputs_per_call": (b1["inputs"] - b0["inputs"]) / calls,
                      "largest_call_inputs": b1["largest_batch_inputs"],
@@ -360,6 +364,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batching", default="continuous",
                    help="seqnlp serve --batching: continuous, grouped, or both as a comma-separated "
                         "list, run one after the other (the first gives the record's top level)")
+    p.add_argument("--http", default="auto", help="seqnlp serve --http (auto, h11, httptools)")
+    p.add_argument("--loop", default="auto", help="seqnlp serve --loop (auto, asyncio, uvloop)")
     p.add_argument("--time-limit", type=float, default=120, help="seconds of load per model at most")
     p.add_argument("--out", default=str(ROOT / "results/benchmarks/serve_load.json"))
     return p

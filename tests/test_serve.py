@@ -152,6 +152,12 @@ def test_help_and_bad_options_exit_with_the_usage_status(capsys, tmp_path, monke
     assert serve_main(["--model", str(tmp_path), "--port", "99999"]) == 2
     assert serve_main(["--model", str(tmp_path / "missing"), "--port", "0"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
+    assert serve_main(["--model", str(tmp_path), "--port", "0", "--loop", "uvloop"]) == 2
+    assert "--loop uvloop: uvloop is not installed" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- a real process

@@ -98,6 +98,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default warning)")
     s.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
+    s.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
+                   help="uvicorn's HTTP parser (default auto: httptools, written in C, where installed -- "
+                        "pip install -e '.[serve]' installs it --, else h11, pure Python)")
+    s.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                   help="uvicorn's event loop (default auto: uvloop where installed, else asyncio's)")
     p.add_argument("overrides", nargs="*", help="dotted overrides of the stored config, e.g. search.beam_size=10")
     return p
 
@@ -113,6 +118,12 @@ def _check(args) -> None:
         raise ConfigError("--max-wait-ms, --max-param-sets, --graceful-timeout and --workers must not be negative")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
+    import importlib.util
+
+    for option, package in (("http", "httptools"), ("loop", "uvloop")):
+        if getattr(args, option) == package and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"--{option} {package}: {package} is not installed (pip install {package}, or "
+                              f"--{option} auto)")
 
 
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -207,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                      continuous=None if args.batching == "auto" else args.batching == "continuous",
                      on_ready=ready)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, lifespan="on",
-                            timeout_graceful_shutdown=args.graceful_timeout or None)
+                            timeout_graceful_shutdown=args.graceful_timeout or None, http=args.http, loop=args.loop)
     server = uvicorn.Server(config)
     # uvicorn answers SIGTERM / SIGINT by finishing the requests in flight, then raises the signal again for the
     # handlers that were there before it: these make that a clean exit (status 0) instead of death by signal
