@@ -7,7 +7,9 @@
 #
 # Data: SEQNLP_DATA (default .devdata/, a copy of ../shared/data carried to the machine); the window taggers
 # need runs/pos_vectors/ppmi100.vec.gz (recipes/word_vectors.py), carried too. Python packages the
-# machine's image lacks (omegaconf, conllu, datasets, dill, multiprocess) come as wheels from .whl/.
+# machine's image lacks (omegaconf, conllu, datasets, dill, multiprocess; fastapi, uvicorn, httptools for the
+# serving step) come as wheels from .whl/. The serving step adds up to 90 s to phase 1: with it, keep the whole
+# script within one 600 s command (PHASE2_MIN=3.5), or SERVE=0.
 # Phase 2 runs many trainings at once on one GPU: their own throughput figures are contended; phase 1's are not.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,6 +63,8 @@ if [ "$DRY" = 1 ]; then
     $PY recipes/sentiment.py --config recipes/configs/sentiment/$1.yaml --print-config $GPU $2 \
       init_from=gpu_runs/imdb >/dev/null 2>"logs/dry_${1##*/}.err" && echo "ok  $1" || { echo "BAD $1"; fail=1; }
   done
+  $PY benchmarks/serve_load.py --help >/dev/null 2>logs/dry_serve_load.err && echo "ok  serve_load" \
+    || { echo "BAD serve_load: $(tail -1 logs/dry_serve_load.err)"; fail=1; }
   exit $fail
 fi
 
@@ -79,6 +83,15 @@ timeout 60 $PY recipes/translation.py --config recipes/configs/translation/multi
 timeout 45 $PY recipes/pos_tagging.py --config recipes/configs/pos_tagging/ud_ewt.yaml $GPU \
   train.threads=4 train.max_steps=400 train.log_every=50 output_dir=gpu_runs/throughput_pos \
   > logs/throughput_pos.log 2>&1
+# serving on the GPU (issue #19; SERVE=0 skips it, up to 90 s): smoke models trained by serve_load.py itself
+# (runs/ is not carried), 32 clients x 10 requests of 1 and 8 sentences, continuous batching in one worker process
+if [ "${SERVE:-1}" = 1 ] && $PY -c "import fastapi, uvicorn" 2>/dev/null; then
+  timeout 90 $PY benchmarks/serve_load.py --tasks translation,pos_tagging --device cuda --workers 1 --requests 10 \
+    --sentences-per-request 1,8 --out results/benchmarks/serve_load_cuda.json > logs/serve_load_cuda.log 2>&1
+  echo "serve_load cuda rc=$? at $(( $(date +%s) - start )) s" >> logs/timeline.txt
+else
+  echo "serve_load cuda skipped (SERVE=0, or fastapi / uvicorn missing: put their wheels in .whl/)" >> logs/timeline.txt
+fi
 echo "phase 1 done after $(( $(date +%s) - start )) s" >> logs/timeline.txt
 tar czf "$OUT/phase1.tgz" results logs 2>/dev/null   # phase 1 comes back even if phase 2 overruns
 
