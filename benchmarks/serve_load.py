@@ -126,8 +126,6 @@ class Server:
             cmd += ["--threads", str(threads)]
         cmd += ["--workers", str(args.workers)] + (["--keep-freed-memory"] if args.keep_freed_memory else [])
         cmd += ["--batching", args.batching, "--http", args.http, "--loop", args.loop]
-        if args.workers:
-            cmd += ["--batches-per-worker", str(args.batches_per_worker)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.port = 0
@@ -366,7 +364,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batching", default="continuous",
                    help="seqnlp serve --batching: continuous, grouped, or both as a comma-separated "
                         "list, run one after the other (the first gives the record's top level)")
-    p.add_argument("--batches-per-worker", type=int, default=2, help="seqnlp serve --batches-per-worker")
     p.add_argument("--http", default="auto", help="seqnlp serve --http (auto, h11, httptools)")
     p.add_argument("--loop", default="auto", help="seqnlp serve --loop (auto, asyncio, uvloop)")
     p.add_argument("--time-limit", type=float, default=120, help="seconds of load per model at most")
@@ -428,8 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         **{key: first[key] for key in ("throughput_ratio", "errors", "p99_ms", "rss_growth")},
         "server": {"max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens,
                    "max_batch_size": args.max_batch_size, "workers": args.workers, "batching": modes,
-                   "keep_freed_memory": args.keep_freed_memory, "batches_per_worker": args.batches_per_worker,
-                   "http": args.http, "loop": args.loop,
+                   "keep_freed_memory": args.keep_freed_memory,
                    "threads": args.server_threads or args.threads or "the run's"},
         "scenarios": scenarios,
     }

@@ -70,10 +70,6 @@ def parser() -> argparse.ArgumentParser:
                         "the model runs in a thread of the server process). On a small CPU, --workers 2 --threads 1 "
                         "decodes two batches at once, one core each, without the web server and the model "
                         "sharing one interpreter lock; every worker holds its own copy of the model")
-    b.add_argument("--batches-per-worker", type=int, default=2,
-                   help="with --workers, micro-batches sent to each worker process at once (default 2: its next "
-                        "batch waits in its pipe while one runs, so it does not idle while answers travel back and "
-                        "the next batch is formed; 1: one at a time)")
     b.add_argument("--batching", choices=["auto", "continuous", "grouped"], default="auto",
                    help="how beam search (translation, dialogue) batches requests: continuous (a request joins "
                         "the running search -- a worker's, or without --workers one in a model thread of the "
@@ -115,7 +111,7 @@ def _check(args) -> None:
     from ..config import ConfigError
 
     for name in ("max_batch_tokens", "max_batch_size", "max_input_chars", "max_inputs", "max_body_bytes",
-                 "max_chars", "batches_per_worker"):
+                 "max_chars"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.max_wait_ms < 0 or args.max_param_sets < 0 or args.graceful_timeout < 0 or args.workers < 0:
@@ -220,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                      max_param_sets=args.max_param_sets, workers=workers, trim_memory=not args.keep_freed_memory,
                      continuous=None if args.batching == "auto" else args.batching == "continuous",
-                     batches_per_worker=args.batches_per_worker,
                      on_ready=ready)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, lifespan="on",
                             timeout_graceful_shutdown=args.graceful_timeout or None, http=args.http, loop=args.loop)

@@ -125,7 +125,7 @@ async def _read(request: Request, limits: Limits) -> bytes:
 def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
                max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
                max_param_sets: int = 4, workers=None, trim_memory: bool = True, continuous: bool | None = None,
-               batches_per_worker: int = 2, on_ready=None) -> FastAPI:
+               on_ready=None) -> FastAPI:
     """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
 
     ``load(overrides) -> predictor`` makes the predictor of a parameter set (none: requests with
@@ -135,15 +135,13 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     app, stopped after it), else the model runs in threads of this process; ``continuous``: beam search requests
     join a running search (:meth:`PredictorPool.streams <seqnlp.serve.models.PredictorPool.streams>`) instead of
     being grouped by the micro-batcher: a worker process's, or without workers one in a thread of this process
-    (:class:`~seqnlp.serve.loop.ThreadWorker`); None (``--batching auto``): continuous with workers only;
-    ``batches_per_worker``: micro-batches sent to each worker process at once (2: its next batch waits in its pipe
-    while one runs, instead of the worker idling while the answers travel back and the next batch is formed)."""
+    (:class:`~seqnlp.serve.loop.ThreadWorker`); None (``--batching auto``): continuous with workers only."""
     limits = limits or Limits()
     pool = PredictorPool(predictor, load, max_param_sets, limits, trim_memory)
     task = pool.task
     batcher = MicroBatcher(workers.predict if workers else pool.predict, max_batch_tokens=max_batch_tokens,
                            max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, solo=pool.solo,
-                           workers=workers.n * max(1, batches_per_worker) if workers else 1)
+                           workers=workers.n if workers else 1)
     # where beam search requests join a running search (continuous batching): the workers, else a model thread
     streamer = None
     if (workers is not None if continuous is None else continuous) and pool.can_stream():
