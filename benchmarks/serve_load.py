@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         **{key: first[key] for key in ("throughput_ratio", "errors", "p99_ms", "rss_growth")},
         "server": {"max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens,
                    "max_batch_size": args.max_batch_size, "workers": args.workers, "batching": modes,
-                   "keep_freed_memory": args.keep_freed_memory,
+                   "keep_freed_memory": args.keep_freed_memory, "http": args.http, "loop": args.loop,
                    "threads": args.server_threads or args.threads or "the run's"},
         "scenarios": scenarios,
     }
