@@ -327,7 +327,10 @@ def test_a_conditioned_lm_starts_from_its_init_graph(tmp_path):
         ort_lm.init_state(4)
 
 
-def test_serve_runs_an_export(exported):
+@pytest.mark.parametrize("continuous", [None, True], ids=["grouped", "continuous"])
+def test_serve_runs_an_export(exported, continuous):
+    """``seqnlp serve`` of an export: grouped by default in one process, and with ``--batching continuous`` the
+    onnxruntime decoder's running search (requests at the same time join it)."""
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
     import sys
@@ -340,12 +343,21 @@ def test_serve_runs_an_export(exported):
 
     out = exported("translation")
     pred = load(out, "cpu", threads=1)
-    app = create_app(pred, model=str(out), load=lambda ov: load(out, "cpu", ov, threads=1), max_wait_ms=5)
+    app = create_app(pred, model=str(out), load=lambda ov: load(out, "cpu", ov, threads=1), max_wait_ms=5,
+                     continuous=continuous)
+    from serve_util import concurrently
+
+    offline = pred.predict(INPUTS["translation"])
     with InProcessServer(app) as server:
         status, body = server.post("/predict", {"inputs": INPUTS["translation"]})
-    assert status == 200, body
-    offline = pred.predict(INPUTS["translation"])
-    assert [r["translation"] for r in body["results"]] == [r["translation"] for r in offline]
+        assert status == 200, body
+        assert [r["translation"] for r in body["results"]] == [r["translation"] for r in offline]
+        outs = concurrently([lambda x=x: server.post("/predict", {"inputs": [x]}) for x in INPUTS["translation"]])
+        health = server.get("/health")[1]
+    assert [o[1]["results"][0]["translation"] for o in outs] == [r["translation"] for r in offline]
+    assert ("stream" in health) == bool(continuous), health
+    if continuous:
+        assert health["stream"]["answered"] >= len(INPUTS["translation"]) + 1 and health["stream"]["steps"] > 0
 
 
 @pytest.mark.parametrize("task", ["translation", "dialogue"])
