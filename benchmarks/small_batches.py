@@ -10,8 +10,9 @@ sentences, ``--threads`` torch threads), sentences/s of
 
 * translation (beam search): ``predict`` on consecutive chunks of n sentences (what grouped micro-batches do),
   against keeping n sentences in one running search, a new one joining as soon as one is done
-  (:class:`~seqnlp.tasks.seq2seq.DecodeStream`, the server's continuous batching), and the time of one decoder
-  step for n sentences (beam rows 5n);
+  (:class:`~seqnlp.tasks.seq2seq.DecodeStream`, the server's continuous batching), the time of one decoder
+  step for n sentences (beam rows 5n) and of one sentence joining a running search of n (its encoder run and
+  the merge: what continuous batching pays per request);
 * tagging: ``predict`` on chunks of n sentences with the inference rule that runs mostly-padded batches packed,
   and with the padded run forced (``RNNEncoder.PACK_BELOW = 0``); outputs are checked equal.
 
@@ -117,6 +118,28 @@ def save(fig, path: Path, machine: str) -> Path:
     return path
 
 
+def join_ms(pred, n: int, reps: int = 40) -> float:
+    """Median ms of one sentence joining a running search of n sentences (DecodeStream.add: its encoder run,
+    the decoder's start and the merge into the search's state), what continuous batching pays per request."""
+    import statistics
+
+    sents = sentences("de", n + reps + 8)
+    st = pred.stream()
+    st.add([(i, [sents[i]]) for i in range(n)])
+    times, nxt = [], n
+    while len(times) < reps:
+        while len(st) < n:  # keep n live: refill what finished, not timed
+            st.add([(nxt, [sents[nxt % len(sents)]])])
+            nxt += 1
+        t0 = time.perf_counter()
+        st.add([(nxt, [sents[nxt % len(sents)]])])
+        times.append(time.perf_counter() - t0)
+        nxt += 1
+        st.step()
+        st.step()
+    return 1000 * statistics.median(times)
+
+
 def plot(record: dict, path: Path) -> Path:
     """Sentences/s against the batch size n (mean of the repeats), one panel per model, one offline call dashed."""
     series = {"translation": [("grouped_sentences_per_s", "chunks of n (grouped)"),
@@ -190,9 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"translation n={n:>3} grouped {grouped:6.1f}  continuous {cont:6.1f} (live {live:.1f})",
                       file=sys.stderr)
         steps = {n: round(step_ms(pred, n), 2) for n in sizes}
-        print(f"translation: one predict call {full:.1f} sentences/s; decoder step ms {steps}", file=sys.stderr)
+        joins = {n: round(join_ms(pred, n), 2) for n in sizes}
+        print(f"translation: one predict call {full:.1f} sentences/s; decoder step ms {steps}; one sentence joining "
+              f"a running search of n, ms {joins}", file=sys.stderr)
         record["translation"] = {"model": args.translator, "sentences": len(sents), "one_call_sentences_per_s":
-                                 round(full, 1), "sizes": rows, "decoder_step_ms": steps}
+                                 round(full, 1), "sizes": rows, "decoder_step_ms": steps, "join_one_ms": joins}
         del pred
     if args.tagger:
         pred = load(args.tagger, "cpu", threads=args.threads)
