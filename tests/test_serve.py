@@ -349,6 +349,46 @@ def test_bad_requests_are_4xx_naming_the_field(translation_server, what, route, 
     assert status == 200 and ok["results"][0]["translation"] is not None
 
 
+def _scrape(s) -> dict[str, float]:
+    """``GET /metrics`` parsed: ``{"name{labels}": value}`` for every sample line; its comment lines checked."""
+    status, text = s.get("/metrics")
+    assert status == 200 and isinstance(text, str), text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert line.split()[1] in ("HELP", "TYPE"), line
+            continue
+        name, value = line.rsplit(" ", 1)
+        out[name] = float(value)
+    return out
+
+
+def test_metrics_count_requests_by_route_and_status(translation_server):
+    """``GET /metrics``: Prometheus text with requests by route and status, a latency histogram whose count is the
+    requests of its route, unknown paths as "other", and the batching counters."""
+    s = translation_server
+    before = _scrape(s)
+    ok = 'seqnlp_http_requests_total{method="POST",route="/predict",status="200"}'
+    bad = 'seqnlp_http_requests_total{method="POST",route="/predict",status="422"}'
+    other = 'seqnlp_http_requests_total{method="GET",route="other",status="404"}'
+    for _ in range(3):
+        assert s.post("/predict", {"inputs": [SENTS[0]]})[0] == 200
+    assert s.post("/predict", {"inputs": []})[0] == 422
+    assert s.get("/no/such/path/42")[0] == 404
+    after = _scrape(s)
+    assert after[ok] - before.get(ok, 0) == 3 and after[bad] - before.get(bad, 0) == 1
+    assert after[other] - before.get(other, 0) == 1
+    assert not any("/no/such" in k for k in after)  # unknown paths do not make labels
+    n = 'seqnlp_http_request_duration_seconds_count{route="/predict"}'
+    assert after[n] == sum(v for k, v in after.items() if k.startswith("seqnlp_http_requests_total") and
+                           'route="/predict"' in k)
+    buckets = [v for k, v in after.items() if k.startswith('seqnlp_http_request_duration_seconds_bucket{route="/pre')]
+    assert buckets == sorted(buckets) and buckets[-1] == after[n]  # cumulative, +Inf = the count
+    assert after['seqnlp_info{task="translation"}'] == 1
+    assert after["seqnlp_loop_answered_total"] - before["seqnlp_loop_answered_total"] == 3  # continuous batching
+    assert after["seqnlp_loop_steps_total"] > before["seqnlp_loop_steps_total"]
+
+
 def test_unknown_routes_and_methods(translation_server):
     status, body = translation_server.get("/predictions")
     assert status == 404 and "/predict" in body["error"]

@@ -4,10 +4,10 @@
     curl -s localhost:8080/predict -d '{"inputs": ["a gorgeous , witty , seductive movie ."]}'
 
 Routes: ``POST /predict`` (``{"inputs": [...], "parameters": {...}}`` -> ``{"results": [...], "truncated":
-[...]}``), ``GET /health``, ``GET /info``, ``GET /`` (a page to try the model) and, for translation models,
-OpenNMT-py's ``POST /translator/translate`` (see :mod:`seqnlp.serve.app`). Concurrent requests are grouped into
-one batched ``predict`` call (:mod:`seqnlp.serve.batcher`), beam search requests join a running search
-(:mod:`seqnlp.serve.loop`); ``parameters`` map to the stored run config's
+[...]}``), ``GET /health``, ``GET /info``, ``GET /metrics`` (Prometheus), ``GET /`` (a page to try the model)
+and, for translation models, OpenNMT-py's ``POST /translator/translate`` (see :mod:`seqnlp.serve.app`).
+Concurrent requests are grouped into one batched ``predict`` call (:mod:`seqnlp.serve.batcher`), beam search
+requests join a running search (:mod:`seqnlp.serve.loop`); ``parameters`` map to the stored run config's
 ``search.*`` / ``sample.*`` keys (:mod:`seqnlp.serve.params`). SIGTERM or Ctrl-C stops the server after the
 requests in flight have been answered (up to ``--graceful-timeout`` seconds); the exit status is then 0.
 """
@@ -49,7 +49,8 @@ limits: an input over --max-input-chars characters is truncated and its index li
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seqnlp serve", description="Serve a trained model over HTTP: a JSON API "
-                                "(POST /predict, GET /health, GET /info), OpenNMT-py's /translator/translate for "
+                                "(POST /predict, GET /health, GET /info, GET /metrics for Prometheus), OpenNMT-py's "
+                                "/translator/translate for "
                                 "translation models, and a page to try the model at /.", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a run directory, checkpoint directory or Hub id")

@@ -7,6 +7,7 @@ Routes (every error is JSON ``{"error": "<field>: <what is wrong>", "status": "e
     (result shapes: :data:`seqnlp.tasks.base.RESULT_SHAPES`; parameters: :mod:`seqnlp.serve.params`).
 ``GET /health``  ``{"status": "ok", "task", "batching": {...counters}}``
 ``GET /info``    the task, its labels / tags / languages / conditions, parameters and defaults, limits, card
+``GET /metrics`` requests by route and status, latency histograms, batching counters (Prometheus' text format)
 ``GET /``        a page to try the model (``static/index.html``)
 ``POST /translator/translate``  (translation models) OpenNMT-py's route: ``[{"src": "...", "id": 100}]`` ->
     ``[[{"src", "tgt", "n_best", "pred_score"}, ...]]``: one list per n-best rank, each with one entry per
@@ -29,7 +30,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,6 +38,7 @@ from ..config import ConfigError
 from ..data.errors import DataError
 from .batcher import MicroBatcher
 from .loop import ThreadWorker, WorkerDied
+from .metrics import CONTENT_TYPE, HttpStats, RequestMetrics, render
 from .models import Limits, ParameterError, PredictorPool, describe, truncate
 from .params import PARAMS, OpenNMTItem, request_model
 
@@ -173,6 +175,11 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     app = FastAPI(title=f"seqnlp {task}", description=__doc__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
     app.state.pool, app.state.batcher = pool, batcher
+    routes = ["/predict", "/health", "/info", "/", "/metrics", "/docs", "/openapi.json"]
+    if task == "translation":
+        routes += ["/translator/translate", "/translator/health"]
+    http_stats = HttpStats(routes)
+    app.add_middleware(RequestMetrics, stats=http_stats)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, e: ApiError):
@@ -180,7 +187,7 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException):
-        routes = "POST /predict, GET /health, GET /info, GET /" + (
+        routes = "POST /predict, GET /health, GET /info, GET /metrics, GET /" + (
             ", POST /translator/translate" if task == "translation" else "")
         msg = f"{request.method} {request.url.path}: {e.detail}" + (f" (routes: {routes})" if e.status_code in
                                                                    (404, 405) else "")
@@ -259,6 +266,13 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
             if streamer is not None:  # continuous batching in a thread of this process
                 body["stream"] = streamer.counters()
         return JSONResponse(body)
+
+    @app.get("/metrics", summary="the counters in Prometheus' text format")
+    async def metrics():
+        loops = streamer or workers
+        text = render(http_stats, task, batcher.stats.as_dict(), loops.counters() if loops is not None else None,
+                      loops.restarts if loops is not None else 0)
+        return Response(text, media_type=CONTENT_TYPE)
 
     info_cache: dict = {}
 
