@@ -165,7 +165,8 @@ def test_help_and_bad_options_exit_with_the_usage_status(capsys, tmp_path, monke
 def translation_server(smoke_runs):
     run = smoke_runs("translation")
     with ServeProcess(run, "--max-wait-ms", "50", "--max-input-chars", "300", "--max-inputs", "50",
-                      "--max-body-bytes", "200000", "--batching", "continuous", "search.n_best=2") as s:
+                      "--max-body-bytes", "200000", "--batching", "continuous", "--cors-allow-origin",
+                      "http://app.example.org", "search.n_best=2") as s:
         s.run = run
         yield s
         assert s.proc.poll() is None, f"the server died:\n{s.output}"
@@ -387,6 +388,35 @@ def test_metrics_count_requests_by_route_and_status(translation_server):
     assert after['seqnlp_info{task="translation"}'] == 1
     assert after["seqnlp_loop_answered_total"] - before["seqnlp_loop_answered_total"] == 3  # continuous batching
     assert after["seqnlp_loop_steps_total"] > before["seqnlp_loop_steps_total"]
+
+
+def test_cors_lets_the_allowed_origin_call_from_a_browser(translation_server):
+    """``--cors-allow-origin``: a browser's preflight and request from that origin are allowed (the answer names
+    it); another origin's preflight is refused and its answers carry no allow-origin header."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    def call(method: str, origin: str, body: bytes | None = None) -> tuple[int, dict]:
+        headers = {"Origin": origin, "content-type": "application/json"}
+        if method == "OPTIONS":
+            headers.update({"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+        req = urllib.request.Request(translation_server.url + "/predict", data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}
+
+    status, headers = call("OPTIONS", "http://app.example.org")
+    assert status == 200 and headers["access-control-allow-origin"] == "http://app.example.org", headers
+    assert "POST" in headers["access-control-allow-methods"]
+    status, headers = call("POST", "http://app.example.org", json.dumps({"inputs": [SENTS[0]]}).encode())
+    assert status == 200 and headers["access-control-allow-origin"] == "http://app.example.org"
+    status, headers = call("OPTIONS", "http://evil.example.com")
+    assert status == 400 and "access-control-allow-origin" not in headers
+    status, headers = call("POST", "http://evil.example.com", json.dumps({"inputs": [SENTS[0]]}).encode())
+    assert status == 200 and "access-control-allow-origin" not in headers  # the browser withholds the answer
 
 
 def test_unknown_routes_and_methods(translation_server):

@@ -99,6 +99,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default warning)")
     s.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
+    s.add_argument("--cors-allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page of this origin (e.g. https://app.example.org; * for any) may call the API from a "
+                        "browser; repeat for more (default: none, only the page this server serves)")
     s.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
                    help="uvicorn's HTTP parser (default auto: httptools, written in C, where installed -- "
                         "pip install -e '.[serve]' installs it --, else h11, pure Python)")
@@ -217,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                      max_param_sets=args.max_param_sets, workers=workers, trim_memory=not args.keep_freed_memory,
                      continuous=None if args.batching == "auto" else args.batching == "continuous",
+                     cors_origins=tuple(args.cors_allow_origin),
                      on_ready=ready)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, lifespan="on",
                             timeout_graceful_shutdown=args.graceful_timeout or None, http=args.http, loop=args.loop)

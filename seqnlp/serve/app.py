@@ -127,7 +127,7 @@ async def _read(request: Request, limits: Limits) -> bytes:
 def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | None = None,
                max_batch_tokens: int = 4096, max_batch_size: int = 256, max_wait_ms: float = 5.0,
                max_param_sets: int = 4, workers=None, trim_memory: bool = True, continuous: bool | None = None,
-               on_ready=None) -> FastAPI:
+               cors_origins: tuple[str, ...] = (), on_ready=None) -> FastAPI:
     """A FastAPI app serving ``predictor`` (any task's, from :func:`seqnlp.runner.load`).
 
     ``load(overrides) -> predictor`` makes the predictor of a parameter set (none: requests with
@@ -137,7 +137,8 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
     app, stopped after it), else the model runs in threads of this process; ``continuous``: beam search requests
     join a running search (:meth:`PredictorPool.streams <seqnlp.serve.models.PredictorPool.streams>`) instead of
     being grouped by the micro-batcher: a worker process's, or without workers one in a thread of this process
-    (:class:`~seqnlp.serve.loop.ThreadWorker`); None (``--batching auto``): continuous with workers only."""
+    (:class:`~seqnlp.serve.loop.ThreadWorker`); None (``--batching auto``): continuous with workers only;
+    ``cors_origins``: web pages of these origins (``*``: any) may call the API from a browser (CORS)."""
     limits = limits or Limits()
     pool = PredictorPool(predictor, load, max_param_sets, limits, trim_memory)
     task = pool.task
@@ -180,6 +181,11 @@ def create_app(predictor: Any, *, model: str = "", load=None, limits: Limits | N
         routes += ["/translator/translate", "/translator/health"]
     http_stats = HttpStats(routes)
     app.add_middleware(RequestMetrics, stats=http_stats)
+    if cors_origins:  # browsers on other origins may call the API (answers carry Access-Control-Allow-Origin)
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"])
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, e: ApiError):
