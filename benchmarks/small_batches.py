@@ -14,7 +14,9 @@ sentences, ``--threads`` torch threads), sentences/s of
   step for n sentences (beam rows 5n) and of one sentence joining a running search of n (its encoder run and
   the merge: what continuous batching pays per request);
 * tagging: ``predict`` on chunks of n sentences with the inference rule that runs mostly-padded batches packed,
-  and with the padded run forced (``RNNEncoder.PACK_BELOW = 0``); outputs are checked equal.
+  and with the padded run forced (``RNNEncoder.PACK_BELOW = 0``); with every word's character features cached
+  (the predictor's word-feature cache, warm), without the cache, and once with the cache emptied before a pass
+  over each distinct sentence once (cold); outputs are checked equal.
 
 Each size runs twice, alternating, so that drift on a shared machine shows. Writes a JSON record.
 """
@@ -144,7 +146,8 @@ def plot(record: dict, path: Path) -> Path:
     """Sentences/s against the batch size n (mean of the repeats), one panel per model, one offline call dashed."""
     series = {"translation": [("grouped_sentences_per_s", "chunks of n (grouped)"),
                               ("continuous_sentences_per_s", "n in one running search (continuous)")],
-              "pos_tagging": [("sentences_per_s", "chunks of n"),
+              "pos_tagging": [("sentences_per_s", "chunks of n (words cached)"),
+                              ("no_cache_sentences_per_s", "chunks of n, no word cache"),
                               ("padded_run_sentences_per_s", "chunks of n, padded run forced")]}
     tasks = [t for t in series if t in record]
     fig, axes = panels(len(tasks))
@@ -152,6 +155,8 @@ def plot(record: dict, path: Path) -> Path:
         rows = record[task]["sizes"]
         ns = sorted({r["n"] for r in rows})
         for key, label in series[task]:
+            if not all(key in r for r in rows):  # a record from before this measurement
+                continue
             ys = [sum(r[key] for r in rows if r["n"] == n) / sum(1 for r in rows if r["n"] == n) for n in ns]
             ax.plot(ns, ys, marker="o", label=label)
         ax.axhline(record[task]["one_call_sentences_per_s"], linestyle="--", color="grey",
@@ -222,24 +227,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.tagger:
         pred = load(args.tagger, "cpu", threads=args.threads)
         sents = sentences("en", 10 * args.sentences)
+        unique = list(dict.fromkeys(sents))  # for the cold-cache pass: each sentence once
         pred.predict(sents[:64])
-        full, ref = chunks(pred, sents, len(sents))
+        cache = pred.char_cache  # the predictor's word-feature cache (seqnlp.nn.char_encoder.WordFeatureCache)
+        capacity = cache.capacity
+        cache.capacity = 0
+        full_nocache, ref = chunks(pred, sents, len(sents))
+        cache.capacity = capacity
+        full, out_full = chunks(pred, sents, len(sents))  # (fills the cache: every word of the input)
+        assert out_full == ref, "tags with the word cache differ"
         rows = []
         for n in sizes:
             for rep in range(2):
-                rule, out_r = chunks(pred, sents, n)
+                rule, out_r = chunks(pred, sents, n)  # every word cached (warm)
                 saved, RNNEncoder.PACK_BELOW = RNNEncoder.PACK_BELOW, 0.0
                 try:
                     padded, out_p = chunks(pred, sents, n)
                 finally:
                     RNNEncoder.PACK_BELOW = saved
-                assert out_r == ref and out_p == ref, f"tags at n={n} differ"
-                rows.append({"n": n, "rep": rep, "sentences_per_s": round(rule, 1),
-                             "padded_run_sentences_per_s": round(padded, 1)})
-                print(f"tagging n={n:>3} {rule:7.1f} (padded run forced {padded:7.1f})", file=sys.stderr)
-        print(f"tagging: one predict call {full:.1f} sentences/s", file=sys.stderr)
+                cache.capacity = 0
+                try:
+                    nocache, out_n = chunks(pred, sents, n)
+                finally:
+                    cache.capacity = capacity
+                row = {"n": n, "rep": rep, "sentences_per_s": round(rule, 1),
+                       "padded_run_sentences_per_s": round(padded, 1), "no_cache_sentences_per_s": round(nocache, 1)}
+                if rep == 0:  # the cache emptied, then each sentence once: words new to it are encoded
+                    cache.rows.clear()
+                    cold, out_c = chunks(pred, unique, n)
+                    assert out_c == [dict(zip(sents, ref))[s] for s in unique], f"tags at n={n} (cold cache) differ"
+                    chunks(pred, sents, len(sents))  # warm again for the next measurements
+                    row["cold_cache_sentences_per_s"] = round(cold, 1)
+                assert out_r == ref and out_p == ref and out_n == ref, f"tags at n={n} differ"
+                rows.append(row)
+                print(f"tagging n={n:>3} {rule:7.1f} (padded run forced {padded:7.1f}, no word cache {nocache:7.1f}"
+                      + (f", cold cache {row['cold_cache_sentences_per_s']:7.1f})" if rep == 0 else ")"),
+                      file=sys.stderr)
+        print(f"tagging: one predict call {full:.1f} sentences/s ({full_nocache:.1f} without the word cache)",
+              file=sys.stderr)
         record["pos_tagging"] = {"model": args.tagger, "sentences": len(sents), "one_call_sentences_per_s":
-                                 round(full, 1), "sizes": rows}
+                                 round(full, 1), "one_call_no_cache_sentences_per_s": round(full_nocache, 1),
+                                 "sizes": rows}
     record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     write(record, Path(args.out), plot, args.plot)
     return 0

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from .dropout import Dropout
 from .padded_rnn import run_padded
 
-__all__ = ["CharEncoder", "by_length_groups", "char_table", "CHAR_KINDS"]
+__all__ = ["CharEncoder", "WordFeatureCache", "by_length_groups", "char_table", "CHAR_KINDS"]
 
 CHAR_KINDS = ("lstm", "cnn")
 
@@ -157,3 +157,48 @@ def char_table(
     for i, r in enumerate(rows):
         chars[i, : len(r)] = torch.tensor(r, dtype=torch.long)
     return chars, lengths
+
+
+class WordFeatureCache:
+    """Character features of the words an inference predictor has already read, kept across calls.
+
+    A server tags a few sentences per call, so each call's word table is small and the same frequent words are
+    encoded again and again; with their features kept, a call runs the character encoder only over the words it
+    has not seen. Only for a model whose weights no longer change (a predictor). ``capacity`` words at most
+    (the least recently used go first); ``table(encode, chars, lengths)`` is ``encode(chars, lengths)`` -- the
+    model's ``word_table_features`` -- with the rows already known taken from the cache (a word's features
+    are those of the call that first encoded it: equal up to floating-point batch effects).
+    """
+
+    def __init__(self, capacity: int = 20_000):
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self.rows: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
+        self.hits = self.misses = 0
+        self.disabled = False  # the model has no character features
+
+    def table(self, encode: Callable[[Tensor, Tensor], Tensor | None], chars: Tensor,
+              lengths: Tensor) -> Tensor | None:
+        if self.disabled or self.capacity <= 0:
+            return None if self.disabled else encode(chars, lengths)
+        keys = [tuple(row[:n]) for row, n in zip(chars.tolist(), lengths.tolist())]
+        rows = self.rows
+        missing = [i for i, k in enumerate(keys) if k not in rows]
+        if missing:
+            index = torch.tensor(missing, dtype=torch.long, device=chars.device)
+            feats = encode(chars.index_select(0, index), lengths.index_select(0, index.to(lengths.device)))
+            if feats is None:
+                self.disabled = True
+                return None
+            for i, row in zip(missing, feats.unbind(0)):
+                rows[keys[i]] = row.clone()  # not a view: the call's table is freed
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        out = torch.stack([rows[k] for k in keys])
+        for k in keys:
+            rows.move_to_end(k)
+        while len(rows) > self.capacity:
+            rows.popitem(last=False)
+        return out
+

@@ -32,7 +32,7 @@ from ..data.loading import DataSpec, load_splits
 from ..data.readers import write_conllu
 from ..data.tagging import Featurizer
 from ..metrics import per_class_prf
-from ..nn.char_encoder import CharEncoder
+from ..nn.char_encoder import CharEncoder, WordFeatureCache
 from ..nn.crf import LinearChainCRF
 from ..nn.embeddings import Embeddings
 from ..nn.encoders import RNNEncoder
@@ -206,10 +206,12 @@ def labelled_split(cfg: Config, split: str) -> list[dict]:
 # ------------------------------------------------------------------------------------------- tagging
 def tag_encoded(model: SequenceTagger, encoded: list[dict], chars: torch.Tensor, lengths: torch.Tensor,
                 max_tokens: int | None, device: torch.device, progress: bool = False, desc: str = "tagging",
-                max_sentences: int | None = None, precision: str = "fp32") -> list[list[int]]:
+                max_sentences: int | None = None, precision: str = "fp32",
+                char_cache: WordFeatureCache | None = None) -> list[list[int]]:
     """Predicted tag ids of every encoded sentence (in input order), in length-sorted batches of at most
     ``max_tokens`` padded tokens / ``max_sentences`` sentences, under the autocast of ``precision``
-    (:func:`~seqnlp.train.device.pick_dtype`)."""
+    (:func:`~seqnlp.train.device.pick_dtype`); ``char_cache``: words' character features kept across calls (a
+    predictor's, :class:`~seqnlp.nn.char_encoder.WordFeatureCache`)."""
     out: list[list[int] | None] = [None] * len(encoded)
     if not encoded:
         return []
@@ -217,7 +219,11 @@ def tag_encoded(model: SequenceTagger, encoded: list[dict], chars: torch.Tensor,
     model.eval()
     dtype = pick_dtype(precision, device)  # the one precision policy: fp32 where the CPU lacks bf16
     with torch.inference_mode(), autocast(device, dtype):
-        char_feats = model.word_table_features(chars.to(device), lengths.to(device))  # each distinct word once
+        chars, lengths = chars.to(device), lengths.to(device)
+        if char_cache is not None:  # only the words not seen in earlier calls
+            char_feats = char_cache.table(model.word_table_features, chars, lengths)
+        else:
+            char_feats = model.word_table_features(chars, lengths)  # each distinct word once
         sampler = TokenBucketSampler([max(1, len(ex["words"])) for ex in encoded], max_tokens=max_tokens,
                                      max_sentences=max_sentences, shuffle=False, sort=True)
         batches = BatchIterator(encoded, sampler, lambda exs: Featurizer.collate(exs, chars, lengths, char_feats))
@@ -254,6 +260,9 @@ def tagging_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
     return metrics
 
 
+CHAR_CACHE_WORDS = 20_000  # words whose character features a predictor keeps (128 floats each: ~10 MB)
+
+
 class TaggerPredictor:
     """A trained tagger with its vocabularies: ``predict(["I saw her duck ."])`` ->
     ``[{"tokens": ["I", "saw", "her", "duck", "."], "tags": ["PRON", "VERB", "PRON", "NOUN", "PUNCT"]}]``."""
@@ -266,6 +275,8 @@ class TaggerPredictor:
         self.device = device
         self.checkpoint = checkpoint
         self.tags = feats.tags
+        # the character features of words seen in earlier calls (a server tags a few sentences a call)
+        self.char_cache = WordFeatureCache(CHAR_CACHE_WORDS)
 
     def predict(self, inputs: Sequence[str | Sequence[str]], progress: bool = False) -> list[dict]:
         """One ``{"tokens", "tags"}`` per input (a whitespace-tokenised string or a list of tokens), in order."""
@@ -278,7 +289,7 @@ class TaggerPredictor:
         keep = [i for i, t in enumerate(token_lists) if t]
         encoded, chars, lengths = self.feats.encode([{"tokens": list(token_lists[i])} for i in keep])
         ids = tag_encoded(self.model, encoded, chars, lengths, self.config.data.eval_max_tokens, self.device,
-                          progress, desc, precision=self.config.infer_precision)
+                          progress, desc, precision=self.config.infer_precision, char_cache=self.char_cache)
         out: list[list[str]] = [[] for _ in token_lists]
         for i, s in zip(keep, ids):
             out[i] = [self.tags[j] for j in s]

@@ -55,3 +55,35 @@ def test_rejects_bad_shapes_and_kind():
         enc(torch.zeros(3, 4, dtype=torch.long), torch.ones(2, dtype=torch.long))
     with pytest.raises(ValueError):
         CharEncoder(10, kind="gru")
+
+
+def test_word_feature_cache_encodes_only_new_words_and_gives_their_features():
+    """WordFeatureCache: a call encodes only the words no earlier call did; every row equals the encoder's
+    features of that word; the least recently used words go past the capacity; no char features: None."""
+    from seqnlp.nn.char_encoder import WordFeatureCache
+
+    enc = CharEncoder(30, char_dim=5, hidden_size=4, kind="lstm").double().eval()
+    seen: list[int] = []
+
+    def encode(chars, lengths):
+        seen.append(len(chars))
+        return enc(chars, lengths)
+
+    cache = WordFeatureCache(capacity=6)
+    first = WORDS[:5]
+    chars, lengths = char_table(first, ids)
+    with torch.no_grad():
+        assert_close(cache.table(encode, chars, lengths), enc(chars, lengths))
+        assert seen == [5]
+        second = ["long", "a", "new", "tagger"]  # two cached, ... "new" unseen; "tagger" cached
+        chars2, lengths2 = char_table(second, ids)
+        got = cache.table(encode, chars2, lengths2)
+        assert seen == [5, 1]  # only "new"
+        assert_close(got, enc(chars2, lengths2))
+        assert (cache.hits, cache.misses) == (3, 6) and len(cache.rows) == 6
+        third = ["zz", "yy"]  # past the capacity: the least recently used ("reads", "extraordinarily") go
+        cache.table(encode, *char_table(third, ids))
+        assert len(cache.rows) == 6
+        assert tuple(ids(c) for c in "reads") not in cache.rows and tuple(ids(c) for c in "new") in cache.rows
+        none = WordFeatureCache()
+        assert none.table(lambda c, n: None, chars, lengths) is None and none.disabled

@@ -133,3 +133,20 @@ def test_featurizer_files_load_back(tmp_path):
     assert again.forms == feats.forms and again.tags == feats.tags
     sentences = TRAIN + [{"tokens": ["Zebra", "2024"], "tags": None}]
     assert again.encode(sentences)[0] == feats.encode(sentences)[0]
+
+
+def test_a_predictor_keeps_word_features_across_calls_and_tags_as_in_one_call():
+    """TaggerPredictor's word-feature cache: a second call over the same words runs no character encoder, and
+    sentences tagged a few at a time get the tags of one call over all of them."""
+    from seqnlp.tasks.pos_tagging import Config, TaggerPredictor
+
+    feats, model = make()
+    pred = TaggerPredictor(model.float().eval(), feats, Config(), torch.device("cpu"))
+    sents = [s["tokens"] for s in TRAIN] + ["the cat barks".split(), "a dog on a mat sleeps".split()]
+    alone = TaggerPredictor(model, feats, Config(), torch.device("cpu"))
+    alone.char_cache.capacity = 0  # no cache: one call's own table
+    want = alone.tag(sents)
+    got = [t for i in range(0, len(sents), 2) for t in pred.tag(sents[i:i + 2])]
+    assert got == want
+    misses = pred.char_cache.misses
+    assert pred.tag(sents) == want and pred.char_cache.misses == misses  # every word known: nothing encoded
