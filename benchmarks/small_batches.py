@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"n": n, "rep": rep, "sentences_per_s": round(rule, 1),
                        "padded_run_sentences_per_s": round(padded, 1), "no_cache_sentences_per_s": round(nocache, 1)}
                 if rep == 0:  # the cache emptied, then each sentence once: words new to it are encoded
-                    cache.rows.clear()
+                    cache.clear()
                     cold, out_c = chunks(pred, unique, n)
                     assert out_c == [dict(zip(sents, ref))[s] for s in unique], f"tags at n={n} (cold cache) differ"
                     chunks(pred, sents, len(sents))  # warm again for the next measurements

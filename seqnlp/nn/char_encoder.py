@@ -165,40 +165,77 @@ class WordFeatureCache:
     A server tags a few sentences per call, so each call's word table is small and the same frequent words are
     encoded again and again; with their features kept, a call runs the character encoder only over the words it
     has not seen. Only for a model whose weights no longer change (a predictor). ``capacity`` words at most
-    (the least recently used go first); ``table(encode, chars, lengths)`` is ``encode(chars, lengths)`` -- the
-    model's ``word_table_features`` -- with the rows already known taken from the cache (a word's features
-    are those of the call that first encoded it: equal up to floating-point batch effects).
+    (the least recently used go first), their features in one preallocated ``(capacity, C)`` tensor (per word:
+    its features and its key, no tensor of its own). ``table(encode, chars, lengths)`` is ``encode(chars,
+    lengths)`` -- the model's ``word_table_features`` -- with the rows already known taken from the cache (a
+    word's features are those of the call that first encoded it: equal up to floating-point batch effects).
     """
 
     def __init__(self, capacity: int = 20_000):
         from collections import OrderedDict
 
         self.capacity = capacity
-        self.rows: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
+        self.slots: OrderedDict[tuple[int, ...], int] = OrderedDict()  # word (its char ids) -> row of store
+        self.store: Tensor | None = None
         self.hits = self.misses = 0
         self.disabled = False  # the model has no character features
+
+    def clear(self) -> None:
+        self.slots.clear()
+        self.store = None
 
     def table(self, encode: Callable[[Tensor, Tensor], Tensor | None], chars: Tensor,
               lengths: Tensor) -> Tensor | None:
         if self.disabled or self.capacity <= 0:
             return None if self.disabled else encode(chars, lengths)
         keys = [tuple(row[:n]) for row, n in zip(chars.tolist(), lengths.tolist())]
-        rows = self.rows
-        missing = [i for i, k in enumerate(keys) if k not in rows]
+        slots = self.slots
+        known = [(i, slots[k]) for i, k in enumerate(keys) if k in slots]
+        missing = [i for i, k in enumerate(keys) if k not in slots]
+        self.hits += len(known)
+        self.misses += len(missing)
+        feats = None
         if missing:
             index = torch.tensor(missing, dtype=torch.long, device=chars.device)
             feats = encode(chars.index_select(0, index), lengths.index_select(0, index.to(lengths.device)))
             if feats is None:
                 self.disabled = True
                 return None
-            for i, row in zip(missing, feats.unbind(0)):
-                rows[keys[i]] = row.clone()  # not a view: the call's table is freed
-        self.hits += len(keys) - len(missing)
-        self.misses += len(missing)
-        out = torch.stack([rows[k] for k in keys])
-        for k in keys:
-            rows.move_to_end(k)
-        while len(rows) > self.capacity:
-            rows.popitem(last=False)
+        if not known:
+            out = feats
+        else:
+            assert self.store is not None
+            rows = torch.tensor([s for _, s in known], dtype=torch.long, device=self.store.device)
+            got = self.store.index_select(0, rows)
+            if feats is None:
+                out = got
+            else:
+                out = feats.new_empty(len(keys), feats.size(1))
+                out[torch.tensor([i for i, _ in known], device=out.device)] = got.to(out.dtype)
+                out[torch.tensor(missing, device=out.device)] = feats
+            for i, _ in known:
+                slots.move_to_end(keys[i])
+        if feats is not None:
+            self._insert([keys[i] for i in missing], feats)
         return out
 
+    def _insert(self, keys: list[tuple[int, ...]], feats: Tensor) -> None:
+        """Keep ``feats`` (n, C) of ``keys`` (the last ``capacity`` of them), evicting the least recently used."""
+        if len(keys) > self.capacity:
+            keys, feats = keys[-self.capacity :], feats[-self.capacity :]
+        if self.store is None or self.store.shape[1:] != feats.shape[1:] or self.store.dtype != feats.dtype:
+            self.slots.clear()
+            self.store = feats.new_empty(self.capacity, *feats.shape[1:])
+        slots, used = self.slots, len(self.slots)
+        rows = []
+        for k in keys:
+            if k in slots:  # twice in one table (two forms with the same characters after truncation)
+                rows.append(slots[k])
+                continue
+            if used < self.capacity:
+                row, used = used, used + 1
+            else:
+                _, row = slots.popitem(last=False)
+            slots[k] = row
+            rows.append(row)
+        self.store[torch.tensor(rows, dtype=torch.long, device=self.store.device)] = feats

@@ -260,7 +260,7 @@ def tagging_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
     return metrics
 
 
-CHAR_CACHE_WORDS = 20_000  # words whose character features a predictor keeps (128 floats each: ~10 MB)
+CHAR_CACHE_WORDS = 20_000  # words whose character features a predictor keeps (~16-18 MB: word_cache_memory.py)
 
 
 class TaggerPredictor:

@@ -80,10 +80,10 @@ def test_word_feature_cache_encodes_only_new_words_and_gives_their_features():
         got = cache.table(encode, chars2, lengths2)
         assert seen == [5, 1]  # only "new"
         assert_close(got, enc(chars2, lengths2))
-        assert (cache.hits, cache.misses) == (3, 6) and len(cache.rows) == 6
+        assert (cache.hits, cache.misses) == (3, 6) and len(cache.slots) == 6
         third = ["zz", "yy"]  # past the capacity: the least recently used ("reads", "extraordinarily") go
         cache.table(encode, *char_table(third, ids))
-        assert len(cache.rows) == 6
-        assert tuple(ids(c) for c in "reads") not in cache.rows and tuple(ids(c) for c in "new") in cache.rows
+        assert len(cache.slots) == 6
+        assert tuple(ids(c) for c in "reads") not in cache.slots and tuple(ids(c) for c in "new") in cache.slots
         none = WordFeatureCache()
         assert none.table(lambda c, n: None, chars, lengths) is None and none.disabled
