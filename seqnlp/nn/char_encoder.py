@@ -165,16 +165,18 @@ class WordFeatureCache:
     A server tags a few sentences per call, so each call's word table is small and the same frequent words are
     encoded again and again; with their features kept, a call runs the character encoder only over the words it
     has not seen. Only for a model whose weights no longer change (a predictor). ``capacity`` words at most
-    (the least recently used go first), their features in one preallocated ``(capacity, C)`` tensor (per word:
-    its features and its key, no tensor of its own). ``table(encode, chars, lengths)`` is ``encode(chars,
+    (the least recently used go first), their features in one ``(capacity, C)`` tensor (per word: its features
+    and its key, no tensor of its own). A call of more than ``max_call_words`` distinct words (a whole file at
+    once) is encoded whole and kept out of the cache: it reads each of its words once anyway, and keeping its
+    rare words would cost memory and push out the frequent ones. ``table(encode, chars, lengths)`` is ``encode(chars,
     lengths)`` -- the model's ``word_table_features`` -- with the rows already known taken from the cache (a
     word's features are those of the call that first encoded it: equal up to floating-point batch effects).
     """
 
-    def __init__(self, capacity: int = 20_000):
+    def __init__(self, capacity: int = 20_000, max_call_words: int = 2048):
         from collections import OrderedDict
 
-        self.capacity = capacity
+        self.capacity, self.max_call_words = capacity, max_call_words
         self.slots: OrderedDict[tuple[int, ...], int] = OrderedDict()  # word (its char ids) -> row of store
         self.store: Tensor | None = None
         self.hits = self.misses = 0
@@ -186,7 +188,7 @@ class WordFeatureCache:
 
     def table(self, encode: Callable[[Tensor, Tensor], Tensor | None], chars: Tensor,
               lengths: Tensor) -> Tensor | None:
-        if self.disabled or self.capacity <= 0:
+        if self.disabled or self.capacity <= 0 or len(chars) > self.max_call_words:
             return None if self.disabled else encode(chars, lengths)
         keys = [tuple(row[:n]) for row, n in zip(chars.tolist(), lengths.tolist())]
         slots = self.slots

@@ -87,3 +87,14 @@ def test_word_feature_cache_encodes_only_new_words_and_gives_their_features():
         assert tuple(ids(c) for c in "reads") not in cache.slots and tuple(ids(c) for c in "new") in cache.slots
         none = WordFeatureCache()
         assert none.table(lambda c, n: None, chars, lengths) is None and none.disabled
+
+
+def test_a_call_of_many_words_is_encoded_whole_and_not_kept():
+    from seqnlp.nn.char_encoder import WordFeatureCache
+
+    enc = CharEncoder(30, char_dim=5, hidden_size=4, kind="lstm").double().eval()
+    cache = WordFeatureCache(capacity=100, max_call_words=4)
+    chars, lengths = char_table(WORDS, ids)  # 8 words: more than max_call_words
+    with torch.no_grad():
+        assert_close(cache.table(enc, chars, lengths), enc(chars, lengths))
+    assert len(cache.slots) == 0 and cache.store is None
