@@ -33,7 +33,7 @@ class HttpStats:
         self.seconds: dict[str, float] = {}  # route -> summed latency
         self.in_flight = 0
 
-    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self.lock:
             key = (method, route, status)
             self.count[key] = self.count.get(key, 0) + 1
@@ -90,7 +90,7 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             stats.in_flight -= 1
-            stats._observe(scope["method"], route, status[0], time.perf_counter() - t0)
+            stats.observe(scope["method"], route, status[0], time.perf_counter() - t0)
 
 
 def _metric(name: str, kind: str, help_: str, value: float, labels: str = "") -> list[str]:

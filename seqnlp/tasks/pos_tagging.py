@@ -219,11 +219,11 @@ def tag_encoded(model: SequenceTagger, encoded: list[dict], chars: torch.Tensor,
     model.eval()
     dtype = pick_dtype(precision, device)  # the one precision policy: fp32 where the CPU lacks bf16
     with torch.inference_mode(), autocast(device, dtype):
-        chars, lengths = chars.to(device), lengths.to(device)
+        table = (chars.to(device), lengths.to(device))
         if char_cache is not None:  # only the words not seen in earlier calls
-            char_feats = char_cache.table(model.word_table_features, chars, lengths)
+            char_feats = char_cache.table(model.word_table_features, *table)
         else:
-            char_feats = model.word_table_features(chars, lengths)  # each distinct word once
+            char_feats = model.word_table_features(*table)  # each distinct word once
         sampler = TokenBucketSampler([max(1, len(ex["words"])) for ex in encoded], max_tokens=max_tokens,
                                      max_sentences=max_sentences, shuffle=False, sort=True)
         batches = BatchIterator(encoded, sampler, lambda exs: Featurizer.collate(exs, chars, lengths, char_feats))
